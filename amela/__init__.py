@@ -1,0 +1,1 @@
+"""AMELA: speech processing over JSONL manifests on SLURM clusters."""

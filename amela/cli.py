@@ -1,0 +1,310 @@
+"""amela: run | run-shard | status | merge | validate | doctor | fetch-models (+ commands stages register).
+
+Kept light: torch, NeMo and fairseq are imported only inside workers (or by `doctor`), so --help answers at once.
+Exit codes: 0 every item succeeded; 1 the run completed but some items failed (or is incomplete); 2 usage or
+configuration error; 130/143 interrupted by SIGINT/SIGTERM (rerun the same command to resume).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+
+from . import config as cfg
+from .errors import AmelaError, ConfigError, ManifestError, StageUnavailableError
+from .paths import RunPaths
+from .runtime import setup_logging
+
+logger = logging.getLogger("amela")
+BACKENDS = ("local", "sbatch", "submitit")
+# Modules with register(subparsers) adding stage-specific commands (kept light to import).
+EXTRA_COMMANDS = ()
+EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class Interrupted(BaseException):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_signal(signum, _frame):
+    raise Interrupted(signum)
+
+
+# -- parsers -----------------------------------------------------------------------------------------------------------
+def _run_parser(sub, stage_name: str | None, prog: str | None = None):
+    from .runner import RunOptions
+    from .stage import load_stage
+
+    stage_cls = load_stage(stage_name) if stage_name else None
+    desc = (stage_cls.description if stage_cls else "") + (
+        "\n\nINPUT is a JSONL manifest (one object per line: audio_filepath absolute, duration in seconds)"
+        + (" or a directory of audio (recursive)" if stage_cls is None or stage_cls.accepts_directory else "")
+        + ". Outputs in RUN_DIR: <stage>.jsonl (input order), failures.jsonl, stats.json, config.yaml, logs/. "
+        "Rerun the same command to resume; finished shards are skipped.")
+    kw = dict(help="run a stage over a manifest or directory", description=desc.strip(),
+              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog=prog, **kw) if sub is None else sub.add_parser("run", **kw)
+    if sub is not None:
+        p.add_argument("stage", metavar="STAGE", help="vad, asr, s2s (or package.module:Class)")
+    p.add_argument("input", metavar="INPUT", help="manifest (.jsonl/.json) or audio directory")
+    p.add_argument("-o", "--output", dest="run_dir", required=True, metavar="RUN_DIR", help="run directory")
+    p.add_argument("--config", metavar="FILE", help="YAML with stage options (or a saved config.yaml)")
+    p.add_argument("--backend", choices=BACKENDS, default="local", help="where shards run (default: local)")
+    p.add_argument("--retry-failed", action="store_true", help="re-attempt items that failed in an earlier run")
+    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    cfg.add_arguments(p, RunOptions, "run options")
+    for backend in BACKENDS[1:]:
+        mod = _backend_module(backend, required=False)
+        if mod is not None and hasattr(mod, "add_arguments"):
+            mod.add_arguments(p)
+    if stage_cls is not None:
+        cfg.add_arguments(p, stage_cls.config_cls, f"{stage_cls.name} options")
+    p.set_defaults(func=cmd_run, stage_cls=stage_cls)
+    return p
+
+
+def _backend_module(name: str, required: bool = True):
+    try:
+        return importlib.import_module(f"amela.executors.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"amela.executors.{name}":
+            raise
+        if required:
+            raise ConfigError(f"backend {name!r} is not available in this installation") from None
+        return None
+
+
+def build_parser(stage_name: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="amela", description=__doc__.split("\n\n")[0],
+                                     epilog="`amela run STAGE --help` lists a stage's options.")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (env: AMELA_LOG_LEVEL)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _run_parser(sub, stage_name)
+
+    p = sub.add_parser("run-shard", help="run one shard of a prepared run (what one array task runs); idempotent")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("index", metavar="INDEX", type=int)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: from the stage and CPUs)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_run_shard)
+
+    p = sub.add_parser("status", help="done / running / failed / missing shards and what to resubmit")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("merge", help="merge finished shards into RUN_DIR/<stage>.jsonl, failures.jsonl, stats.json")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--allow-partial", action="store_true", help="merge even if shards are missing")
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("validate", help="check a manifest: `file:line: problem` for each bad line")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("doctor", help="check Python, torch, GPU, and each stage's dependencies; print fixes")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("fetch-models", help="download models into the cache before submitting an array")
+    p.add_argument("stage", choices=("asr", "s2s"))
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--cache-dir", default=None, help="cache directory (default: $AMELA_CACHE)")
+    p.set_defaults(func=cmd_fetch_models)
+
+    for module in EXTRA_COMMANDS:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+# -- commands ------------------------------------------------------------------------------------------------------------
+def _resolve_spec(args):
+    from .runner import RunOptions, RunSpec
+    from .stage import stage_spec
+
+    stage_cls = args.stage_cls
+    yaml_opts, yaml_run = {}, {}
+    if args.config:
+        data = cfg.load_yaml(args.config)
+        if "options" in data:  # a saved config.yaml
+            yaml_opts, yaml_run = data.get("options") or {}, data.get("run") or {}
+        else:
+            yaml_opts = data
+    options = cfg.from_dict(stage_cls.config_cls, {**yaml_opts, **cfg.pick(args, stage_cls.config_cls)},
+                            f"{stage_cls.name} options")
+    run = cfg.from_dict(RunOptions, {**yaml_run, **cfg.pick(args, RunOptions)}, "run options")
+    stage = args.stage if getattr(args, "stage", None) else stage_spec(stage_cls)
+    return RunSpec(stage, os.path.abspath(args.input), run, options)
+
+
+def cmd_run(args) -> int:
+    from .runner import locked, merge, prepare
+
+    spec = _resolve_spec(args)
+    paths = RunPaths(args.run_dir)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if args.backend != "local":
+        prepare(paths, spec)
+        return _backend_module(args.backend).launch(paths, spec, args)
+    from .executors.local import run_local
+
+    with locked(paths.lock, f"run directory {paths.root}"):
+        plan = prepare(paths, spec)
+        if args.retry_failed:
+            _reopen_failed(paths, plan["num_shards"])
+        run_local(paths, spec, spec.run.workers, show_progress=not args.no_progress)
+        stats = merge(paths, spec.stage_class()(spec.options))
+    print_summary(paths, stats)
+    return EXIT_OK if stats["failed"] == 0 else EXIT_ITEMS_FAILED
+
+
+def _reopen_failed(paths: RunPaths, num_shards: int) -> None:
+    """Finished shards with failures lose their marker and failures, so those items are attempted again."""
+    for i in range(num_shards):
+        sp = paths.shard(i)
+        if sp.done.exists() and sp.failures.exists() and sp.failures.stat().st_size:
+            sp.done.unlink()
+            sp.failures.unlink()
+            logger.info("shard %d: retrying its failed items", i)
+
+
+def cmd_run_shard(args) -> int:
+    from .executors.local import run_shards
+    from .runner import load_plan, load_spec
+
+    paths = RunPaths(args.run_dir)
+    spec, plan = load_spec(paths), load_plan(paths)
+    if not 0 <= args.index < plan["num_shards"]:
+        raise ConfigError(f"{paths.root}: shard index {args.index} out of range 0-{plan['num_shards'] - 1}")
+    run_shards(paths, spec, [args.index], args.workers, show_progress=not args.no_progress)
+    # Item failures are recorded, not fatal: the task succeeded if the shard is marked done.
+    return EXIT_OK
+
+
+def cmd_status(args) -> int:
+    from .runner import array_list, run_status
+
+    paths = RunPaths(args.run_dir)
+    st = run_status(paths)
+    by_state: dict[str, list[int]] = {}
+    for s in st.shards:
+        by_state.setdefault(s.state, []).append(s.index)
+    ok = sum(s.ok for s in st.shards)
+    failed = sum(s.failed for s in st.shards)
+    print(f"run {paths.root} (stage {st.stage}): {len(st.shards)} shard(s), {st.items} item(s), {st.rejected} rejected")
+    for state in ("done", "running", "failed", "missing"):
+        idx = by_state.get(state, [])
+        print(f"  {state:8s} {len(idx):5d}" + (f"  [{array_list(idx)}]" if idx and state != "done" else ""))
+    print(f"  items: {ok} ok, {failed} failed, {st.items - ok - failed} not yet processed")
+    for s in st.shards:
+        if s.state in ("failed", "missing") and s.detail:
+            print(f"  shard {s.index}: {s.detail}")
+    todo = st.indices("failed", "missing")
+    if todo:
+        print(f"resubmit: --array={array_list(todo)}   (local: amela run-shard {paths.root} INDEX)")
+    if st.complete and not st.merged:
+        print(f"all shards done; merge with: amela merge {paths.root}")
+    return EXIT_OK if st.complete else EXIT_ITEMS_FAILED
+
+
+def cmd_merge(args) -> int:
+    from .runner import load_spec, locked, merge
+
+    paths = RunPaths(args.run_dir)
+    spec = load_spec(paths)
+    with locked(paths.lock, f"run directory {paths.root}"):
+        stats = merge(paths, spec.stage_class()(spec.options), allow_partial=args.allow_partial)
+    print_summary(paths, stats)
+    return EXIT_OK if stats["failed"] == 0 and stats["complete"] else EXIT_ITEMS_FAILED
+
+
+def cmd_validate(args) -> int:
+    from .manifest import read_manifest
+
+    records, problems = read_manifest(args.manifest)
+    for p in problems:
+        print(p)
+    print(f"{args.manifest}: {len(records)} valid record(s), {len(problems)} problem(s)", file=sys.stderr)
+    return EXIT_OK if not problems else EXIT_ITEMS_FAILED
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor()
+
+
+def cmd_fetch_models(args) -> int:
+    module = importlib.import_module(f"amela.{args.stage}.models")
+    for path in module.fetch_models(args.names, args.cache_dir):
+        print(path)
+    return EXIT_OK
+
+
+def print_summary(paths: RunPaths, stats: dict) -> None:
+    lines = [
+        f"{stats['stage']}: {stats['ok']} ok, {stats['failed']} failed, {stats['rejected']} rejected"
+        + (f", {stats['missing']} missing" if stats.get("missing") else "")
+        + f" of {stats['items']} item(s); {stats['audio_hours']:.3f} h of audio",
+        f"  wall {stats['wall_seconds']:.1f} s" + (f", {stats['throughput_audio_s_per_s']:.1f} audio s/s"
+                                                  if stats.get("throughput_audio_s_per_s") else ""),
+    ]
+    for k, v in (stats.get("summary") or {}).items():
+        lines.append(f"  {k}: {v}")
+    lines.append(f"  output: {paths.output(stats['stage'])}")
+    if stats["failed"]:
+        lines.append(f"  failures: {paths.failures}")
+    if stats["rejected"]:
+        lines.append(f"  rejected lines: {paths.rejected}")
+    lines.append(f"  stats: {paths.stats}   logs: {paths.logs}")
+    print("\n".join(lines))
+
+
+# -- entry points ----------------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    stage_name = argv[1] if len(argv) > 1 and argv[0] == "run" and not argv[1].startswith("-") else None
+    try:
+        parser = build_parser(stage_name)
+    except ConfigError as exc:
+        print(f"amela: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    args = parser.parse_args(argv)
+    if args.command == "run" and args.stage_cls is None:
+        parser.error("run needs a STAGE")
+    return _dispatch(args)
+
+
+def stage_main(stage: str, argv: list[str] | None = None) -> int:
+    """`python -m amela.<stage> INPUT -o RUN_DIR ...` is `amela run <stage> INPUT -o RUN_DIR ...`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return main(["run", stage, *argv])
+
+
+def _dispatch(args) -> int:
+    setup_logging(args.log_level)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        return args.func(args)
+    except ManifestError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        print(f"amela: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ConfigError, StageUnavailableError) as exc:
+        print(f"amela: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Interrupted as exc:
+        print(f"amela: interrupted ({exc}); nothing is lost: rerun the same command to resume", file=sys.stderr)
+        return 128 + exc.signum
+    except AmelaError as exc:
+        print(f"amela: error: {exc}", file=sys.stderr)
+        return EXIT_ITEMS_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""Distinct exceptions, so callers can tell a bad configuration from a failed submission or a failed item."""
+
+
+class AmelaError(Exception):
+    """Base of every error AMELA raises on purpose."""
+
+
+class ConfigError(AmelaError):
+    """Bad usage or configuration: the CLI exits 2."""
+
+
+class ManifestError(ConfigError):
+    """An input manifest (or directory) cannot be used; carries the problems, one `file:line: problem` each."""
+
+    def __init__(self, message: str, problems: list | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class RunLockedError(ConfigError):
+    """Another process holds the run directory."""
+
+
+class SubmissionError(AmelaError):
+    """A scheduler refused or failed to take a job."""
+
+
+class ItemError(AmelaError):
+    """One item failed; a stage raises (or returns) it to name the item's problem in failures.jsonl."""
+
+
+class StageUnavailableError(AmelaError):
+    """A stage's native or optional dependency is missing; the message says how to fix it."""

@@ -1,0 +1,200 @@
+"""JSONL manifests: read + validate (every line, `file:line: problem`), atomic writes, directory scan.
+
+Records stay plain dicts so that stages carry unknown fields through untouched; the contract (NeMo's keys) is checked
+here once, on the way in. orjson is used because reading 1M lines is on the path of every array task.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import orjson
+
+from .errors import ManifestError
+
+Seconds = float
+REQUIRED_KEYS = ("audio_filepath", "duration")
+ON_INVALID = ("fail", "skip")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One rejected manifest line."""
+
+    path: str
+    line: int  # 1-based; 0 when the problem is not tied to a line
+    message: str
+    text: str = ""  # the raw line, kept so a skipped line is never lost
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return {"file": self.path, "line": self.line, "reason": self.message, "text": self.text}
+
+
+def dumps(obj) -> bytes:
+    """One JSON line (no newline). Non-str keys and numpy scalars are accepted."""
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+loads = orjson.loads
+
+
+def _check_number(record: dict, key: str, required: bool) -> str | None:
+    if key not in record:
+        return f"missing '{key}'" if required else None
+    value = record[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"'{key}' must be a number of seconds, got {value!r}"
+    if not math.isfinite(value):
+        return f"'{key}' must be finite, got {value!r}"
+    if value < 0:
+        return f"'{key}' must be >= 0, got {value!r}"
+    return None
+
+
+def validate_record(record) -> str | None:
+    """The reason a parsed line breaks the manifest contract, or None."""
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    path = record.get("audio_filepath")
+    if path is None:
+        return "missing 'audio_filepath'"
+    if not isinstance(path, str) or not path:
+        return f"'audio_filepath' must be a non-empty string, got {path!r}"
+    if not path.startswith("/"):
+        return f"'audio_filepath' must be absolute, got {path!r}"
+    return _check_number(record, "duration", True) or _check_number(record, "offset", False)
+
+
+def record_key(record: dict) -> tuple:
+    """What makes two entries duplicates: the same audio span."""
+    return (record["audio_filepath"], record.get("offset", 0), record["duration"])
+
+
+def read_manifest(path: str | os.PathLike) -> tuple[list[dict], list[Problem]]:
+    """Parse and validate every line. Returns the valid records (in order) and the problems of the others.
+
+    Blank lines are ignored. A duplicate (same audio_filepath, offset, duration) is a problem on its later line.
+    """
+    path = str(path)
+    records: list[dict] = []
+    problems: list[Problem] = []
+    seen: dict[tuple, int] = {}
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc.strerror or exc}") from exc
+    with fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                record = loads(raw)
+            except orjson.JSONDecodeError as exc:
+                problems.append(Problem(path, lineno, f"malformed JSON: {exc}", _text(raw)))
+                continue
+            reason = validate_record(record)
+            if reason is None:
+                key = record_key(record)
+                first = seen.setdefault(key, lineno)
+                if first != lineno:
+                    reason = f"duplicate of line {first} ({record['audio_filepath']})"
+            if reason is not None:
+                problems.append(Problem(path, lineno, reason, _text(raw)))
+                continue
+            records.append(record)
+    return records, problems
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").rstrip("\r\n")
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+    """Records of a JSONL file written by AMELA (no validation)."""
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if raw.strip():
+                yield loads(raw)
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb"):
+    """Write to a temporary file beside `path`, flush + fsync, then rename over it: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict]) -> int:
+    """Write records as JSONL atomically; returns the count."""
+    n = 0
+    with atomic_open(path, "wb") as fh:
+        for record in records:
+            fh.write(dumps(record) + b"\n")
+            n += 1
+    return n
+
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64", ".caf")
+
+
+def scan_directory(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> tuple[list[dict], list[Problem]]:
+    """Records for every audio file under `root` (recursive, sorted, absolute paths).
+
+    Durations come from file headers (soundfile.info), never by decoding. A file whose header cannot be read is still
+    listed, with duration 0 and `header_error`, so that the stage reports it as a failure instead of it vanishing.
+    """
+    import soundfile  # here, not at module level: the CLI's --help must not pay for it
+
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise ManifestError(f"{root}: not a directory")
+    exts = tuple(e.lower() for e in extensions)
+    records: list[dict] = []
+    problems: list[Problem] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if not name.lower().endswith(exts):
+                continue
+            path = os.path.join(dirpath, name)
+            record = {"audio_filepath": path, "duration": 0.0}
+            try:
+                info = soundfile.info(path)
+                if info.samplerate > 0:
+                    record["duration"] = info.frames / info.samplerate
+            except Exception as exc:  # a bad header is the stage's failure to report, with its reason
+                record["header_error"] = f"{type(exc).__name__}: {exc}"
+            records.append(record)
+    if not records:
+        raise ManifestError(f"{root}: no audio files found (looked for {', '.join(exts)})")
+    return records, problems

@@ -1,0 +1,103 @@
+"""Merging shards: outputs back in input order, failures gathered, stats summed, the stage's reports written."""
+from __future__ import annotations
+
+import heapq
+import logging
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import AmelaError
+from ..manifest import atomic_open, dumps, iter_jsonl, loads, write_bytes_atomic
+from ..paths import RunPaths
+from ..stage import Stage
+from . import shardio
+from .plan import load_plan
+
+logger = logging.getLogger("amela.runner")
+
+
+class IncompleteRunError(AmelaError):
+    """merge without --allow-partial while shards are missing."""
+
+    def __init__(self, message: str, missing: list[int]):
+        super().__init__(message)
+        self.missing = missing
+
+
+def _sorted_lines(path: Path, done: bool) -> Iterator[tuple[int, bytes]]:
+    if done:  # finished shards were sorted when they finished
+        return shardio.iter_lines(path)
+    return iter(sorted(shardio.iter_lines(path), key=lambda t: t[0]))
+
+
+def _merge_file(target: Path, sources: list[tuple[Path, bool]], transform=None) -> int:
+    """k-way merge of shard files by input index into a JSONL file (atomic); returns the line count."""
+    n = 0
+    iters = [_sorted_lines(p, done) for p, done in sources]
+    with atomic_open(target, "wb") as fh:
+        for _, body in heapq.merge(*iters, key=lambda t: t[0]):
+            fh.write((transform(body) if transform else body) + b"\n")
+            n += 1
+    return n
+
+
+def merge(paths: RunPaths, stage: Stage, allow_partial: bool = False) -> dict:
+    """Write the run's merged files; returns the merged stats. The caller holds the run lock."""
+    plan = load_plan(paths)
+    shards = range(plan["num_shards"])
+    done = {i: paths.shard(i).done.exists() for i in shards}
+    missing = [i for i in shards if not done[i]]
+    if missing and not allow_partial:
+        raise IncompleteRunError(f"{paths.root}: {len(missing)} shard(s) not finished: {array_list(missing)} "
+                                 "(run them, or merge with --allow-partial)", missing)
+    present = [i for i in shards if done[i] or paths.shard(i).output.exists()]
+    n_out = _merge_file(paths.output(stage.name), [(paths.shard(i).output, done[i]) for i in present])
+    for name in stage.output_streams():
+        _merge_file(paths.stream(stage.name, name), [(paths.shard(i).stream(name), done[i]) for i in present])
+    n_fail = _merge_file(paths.failures, [(paths.shard(i).failures, done[i]) for i in present])
+    stats = _stats(paths, plan, done, n_out, n_fail)
+    outputs = lambda: iter_jsonl(paths.output(stage.name))  # noqa: E731
+    stats["summary"] = stage.summary(outputs)
+    for name, data in stage.reports(outputs).items():
+        write_bytes_atomic(paths.report(name), data)
+    write_bytes_atomic(paths.stats, dumps(stats))
+    return stats
+
+
+def _stats(paths: RunPaths, plan: dict, done: dict, n_out: int, n_fail: int) -> dict:
+    shard_stats = [loads(paths.shard(i).stats.read_bytes()) for i, d in done.items() if d]
+    audio_s = sum(s["audio_seconds"] for s in shard_stats) if all(done.values()) else None
+    if audio_s is None:  # partial: count what was written
+        audio_s = sum(r.get("duration", 0) for r in iter_jsonl(paths.output(plan["stage"]))) if n_out else 0.0
+    starts = [s["started_at"] for s in shard_stats]
+    ends = [s["finished_at"] for s in shard_stats]
+    wall_s = (max(ends) - min(starts)) if shard_stats else 0.0
+    task_s = sum(s["wall_seconds"] for s in shard_stats)
+    return {
+        "stage": plan["stage"], "items": plan["items"], "ok": n_out, "failed": n_fail, "rejected": plan["rejected"],
+        "missing": plan["items"] - n_out - n_fail, "complete": all(done.values()),
+        "audio_seconds": round(audio_s, 3), "audio_hours": round(audio_s / 3600, 4),
+        "wall_seconds": round(wall_s, 3), "task_seconds": round(task_s, 3),
+        "throughput_audio_s_per_s": round(audio_s / wall_s, 3) if wall_s else None,
+        "throughput_items_per_s": round(n_out / wall_s, 3) if wall_s else None,
+        "shards": plan["num_shards"], "worker_crashes": sum(s.get("worker_crashes", 0) for s in shard_stats),
+        "per_shard": [{k: s[k] for k in ("shard", "items", "ok", "failed", "wall_seconds", "stage") if k in s}
+                      for s in shard_stats],
+    }
+
+
+def array_list(indices: list[int]) -> str:
+    """SLURM's --array syntax for a set of indices: [0,1,2,5,7,8] -> '0-2,5,7-8'."""
+    out, run = [], []
+    for i in sorted(indices):
+        if run and i != run[-1] + 1:
+            out.append(_range(run))
+            run = []
+        run.append(i)
+    if run:
+        out.append(_range(run))
+    return ",".join(out)
+
+
+def _range(run: list[int]) -> str:
+    return str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"

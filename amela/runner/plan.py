@@ -1,0 +1,170 @@
+"""Preparing a run directory: read + validate the input once, split it into shards, save the resolved config.
+
+The split is written down (one input file per shard), so rerunning single array tasks, even after the input manifest
+changed on disk, keeps exactly the same split. Preparing is idempotent and safe to race (SLURM array tasks that all
+call it): a lock serialises it, and the first one to finish wins; later callers only check they agree.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from ..config import dump_yaml, from_dict, load_yaml, option, to_dict
+from ..errors import ConfigError, ManifestError
+from ..manifest import ON_INVALID, dumps, loads, read_manifest, scan_directory, write_bytes_atomic, write_jsonl_atomic
+from ..paths import RunPaths
+from ..stage import Stage, load_stage
+from . import shardio
+
+logger = logging.getLogger("amela.runner")
+STRATEGIES = ("round_robin", "duration")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    shards: int = option(1, "number of shards (SLURM array tasks); the split is recorded in the run directory")
+    workers: int | None = option(None, "worker processes per shard (0: in this process; default: from the stage's "
+                                       "resources and the CPUs available)")
+    strategy: str = option("round_robin", "how records are split into shards: round_robin by line (as the original "
+                                          "AMELA scripts) or balanced by total duration", choices=STRATEGIES)
+    on_invalid: str = option("fail", "invalid input lines: fail the run, or skip them into RUN_DIR/rejected.jsonl",
+                             choices=ON_INVALID)
+    out_dir: str | None = option(None, "where stages write produced files (default: RUN_DIR/files)")
+
+    def check(self) -> None:
+        if self.shards < 1:
+            raise ConfigError(f"--shards must be >= 1, got {self.shards}")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+
+
+# Options that may differ between the run that prepared a directory and a later one (they don't change results).
+VOLATILE_RUN_OPTIONS = ("workers",)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What config.yaml holds: enough to run any shard of the run from the directory alone."""
+
+    stage: str
+    input: str
+    run: RunOptions
+    options: object  # the stage's config dataclass
+
+    def to_dict(self) -> dict:
+        return {"stage": self.stage, "input": self.input, "run": to_dict(self.run), "options": to_dict(self.options)}
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str) -> "RunSpec":
+        unknown = set(data) - {"stage", "input", "run", "options"}
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; valid: stage, input, run, options")
+        stage_cls = load_stage(data["stage"])
+        return cls(data["stage"], data["input"], from_dict(RunOptions, data.get("run"), f"{source}: run"),
+                   from_dict(stage_cls.config_cls, data.get("options"), f"{source}: options"))
+
+    def stage_class(self) -> type[Stage]:
+        return load_stage(self.stage)
+
+    def sink_root(self, paths: RunPaths) -> str:
+        return os.path.abspath(self.run.out_dir) if self.run.out_dir else str(paths.files)
+
+
+def load_spec(paths: RunPaths) -> RunSpec:
+    if not paths.plan.exists():
+        raise ConfigError(f"{paths.root}: not a prepared run directory (no plan.json); start it with `amela run`")
+    return RunSpec.from_dict(load_yaml(str(paths.config)), str(paths.config))
+
+
+def load_plan(paths: RunPaths) -> dict:
+    if not paths.plan.exists():
+        raise ConfigError(f"{paths.root}: not a prepared run directory (no plan.json); start it with `amela run`")
+    return loads(paths.plan.read_bytes())
+
+
+def prepare(paths: RunPaths, spec: RunSpec) -> dict:
+    """Create the run directory's plan (or check an existing one agrees with `spec`); returns the plan."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(paths.prepare_lock)):
+        if paths.plan.exists():
+            _check_same(load_spec(paths), spec, paths)
+            return load_plan(paths)
+        return _create(paths, spec)
+
+
+def _check_same(old: RunSpec, new: RunSpec, paths: RunPaths) -> None:
+    a, b = old.to_dict(), new.to_dict()
+    for key in VOLATILE_RUN_OPTIONS:
+        a["run"].pop(key, None)
+        b["run"].pop(key, None)
+    diffs = [f"{k}: {a[k]!r} -> {b[k]!r}" for k in ("stage", "input") if a[k] != b[k]]
+    for section in ("run", "options"):
+        diffs += [f"{section}.{k}: {a[section].get(k)!r} -> {b[section].get(k)!r}"
+                  for k in sorted(set(a[section]) | set(b[section])) if a[section].get(k) != b[section].get(k)]
+    if diffs:
+        raise ConfigError(f"{paths.root} was prepared with a different configuration ({'; '.join(diffs)}); "
+                          "use a new run directory, or the same options to resume")
+
+
+def read_input(spec: RunSpec, stage_cls: type[Stage]) -> tuple[list[dict], list]:
+    path = Path(spec.input)
+    if path.is_dir():
+        if not stage_cls.accepts_directory:
+            raise ConfigError(f"{path}: stage {stage_cls.name} needs a manifest, not a directory")
+        return scan_directory(path)
+    if not path.exists():
+        raise ManifestError(f"{path}: no such manifest or directory")
+    return read_manifest(path)
+
+
+def _create(paths: RunPaths, spec: RunSpec) -> dict:
+    stage_cls = spec.stage_class()
+    records, problems = read_input(spec, stage_cls)
+    if problems and spec.run.on_invalid == "fail":
+        raise ManifestError(f"{spec.input}: {len(problems)} invalid line(s); fix them or use --on-invalid skip",
+                            problems)
+    if problems:
+        write_jsonl_atomic(paths.rejected, (p.to_dict() for p in problems))
+        logger.warning("skipped %d invalid line(s) into %s", len(problems), paths.rejected)
+    if not records:
+        raise ManifestError(f"{spec.input}: no valid records to process")
+    stage_cls(spec.options).check_input(records)
+    assignment = split(records, spec.run.shards, spec.run.strategy)
+    shard_items, shard_seconds = [], []
+    for index, idxs in enumerate(assignment):
+        data = b"".join(shardio.encode(i, records[i]) for i in idxs)
+        write_bytes_atomic(paths.shard(index).input, data)
+        shard_items.append(len(idxs))
+        shard_seconds.append(round(sum(records[i]["duration"] for i in idxs), 3))
+    paths.logs.mkdir(exist_ok=True)
+    write_bytes_atomic(paths.config, dump_yaml(spec.to_dict()).encode())
+    plan = {
+        "version": 1, "stage": spec.stage, "input": spec.input, "num_shards": spec.run.shards,
+        "strategy": spec.run.strategy, "items": len(records), "rejected": len(problems),
+        "audio_seconds": round(sum(shard_seconds), 3), "shard_items": shard_items, "shard_seconds": shard_seconds,
+        "created_at": time.time(),
+    }
+    write_bytes_atomic(paths.plan, dumps(plan))  # last: its presence means "prepared"
+    logger.info("prepared %s: %d items (%.1f h of audio) in %d shard(s)", paths.root, len(records),
+                plan["audio_seconds"] / 3600, spec.run.shards)
+    return plan
+
+
+def split(records: list[dict], shards: int, strategy: str) -> list[list[int]]:
+    """Deterministic split into `shards` lists of input positions (each ascending)."""
+    if strategy == "round_robin":
+        return [list(range(s, len(records), shards)) for s in range(shards)]
+    # duration: longest first onto the least-loaded shard (ties: lowest shard index)
+    heap = [(0.0, s) for s in range(shards)]
+    out: list[list[int]] = [[] for _ in range(shards)]
+    for i in sorted(range(len(records)), key=lambda i: (-records[i]["duration"], i)):
+        load, s = heapq.heappop(heap)
+        out[s].append(i)
+        heapq.heappush(heap, (load + records[i]["duration"], s))
+    return [sorted(idxs) for idxs in out]

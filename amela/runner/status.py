@@ -1,0 +1,71 @@
+"""What state a run directory is in, from its files alone (the SLURM executor adds the scheduler's view)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from filelock import FileLock, Timeout
+
+from ..manifest import loads
+from ..paths import RunPaths
+from . import shardio
+from .plan import load_plan
+
+DONE, RUNNING, FAILED, MISSING = "done", "running", "failed", "missing"
+
+
+@dataclass
+class ShardStatus:
+    index: int
+    state: str
+    items: int
+    ok: int = 0
+    failed: int = 0
+    detail: str = ""
+
+
+@dataclass
+class RunStatus:
+    stage: str
+    items: int
+    rejected: int
+    shards: list[ShardStatus] = field(default_factory=list)
+    merged: bool = False
+
+    def indices(self, *states: str) -> list[int]:
+        return [s.index for s in self.shards if s.state in states]
+
+    @property
+    def complete(self) -> bool:
+        return all(s.state == DONE for s in self.shards)
+
+
+def _locked(path) -> bool:
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def run_status(paths: RunPaths) -> RunStatus:
+    plan = load_plan(paths)
+    status = RunStatus(plan["stage"], plan["items"], plan["rejected"])
+    for i in range(plan["num_shards"]):
+        sp = paths.shard(i)
+        items = plan["shard_items"][i]
+        if sp.done.exists():
+            stats = loads(sp.stats.read_bytes())
+            status.shards.append(ShardStatus(i, DONE, items, stats["ok"], stats["failed"]))
+            continue
+        ok, failed = shardio.count_lines(sp.output), shardio.count_lines(sp.failures)
+        if _locked(sp.lock):
+            state, detail = RUNNING, ""
+        elif (sp.dir / "ATTEMPT").exists():
+            state, detail = FAILED, "started but did not finish (crashed, killed or interrupted)"
+        else:
+            state, detail = MISSING, "never started"
+        status.shards.append(ShardStatus(i, state, items, ok, failed, detail))
+    status.merged = paths.output(plan["stage"]).exists() and paths.stats.exists() and status.complete
+    return status
