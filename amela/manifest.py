@@ -82,34 +82,39 @@ def read_manifest(path: str | os.PathLike) -> tuple[list[dict], list[Problem]]:
     """Parse and validate every line. Returns the valid records (in order) and the problems of the others.
 
     Blank lines are ignored. A duplicate (same audio_filepath, offset, duration) is a problem on its later line.
+    The loop is written for speed (an array task may read a million lines): the common valid line costs one
+    orjson.loads and a few type checks; any line that fails them goes through validate_record() for its message.
     """
     path = str(path)
+    try:
+        with open(path, "rb") as fh:
+            lines = fh.read().split(b"\n")
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read manifest: {exc.strerror or exc}") from exc
     records: list[dict] = []
     problems: list[Problem] = []
     seen: dict[tuple, int] = {}
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read manifest: {exc.strerror or exc}") from exc
-    with fh:
-        for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                record = loads(raw)
-            except orjson.JSONDecodeError as exc:
+    inf = math.inf
+    for lineno, raw in enumerate(lines, 1):
+        try:
+            record = loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if raw.strip():
                 problems.append(Problem(path, lineno, f"malformed JSON: {exc}", _text(raw)))
-                continue
-            reason = validate_record(record)
-            if reason is None:
-                key = record_key(record)
+            continue
+        if type(record) is dict:
+            p, d = record.get("audio_filepath"), record.get("duration")
+            o = record.get("offset", 0)
+            if (type(p) is str and p[:1] == "/" and (type(d) is float or type(d) is int) and 0 <= d < inf
+                    and (type(o) is float or type(o) is int) and 0 <= o < inf):
+                key = (p, o, d)
                 first = seen.setdefault(key, lineno)
-                if first != lineno:
-                    reason = f"duplicate of line {first} ({record['audio_filepath']})"
-            if reason is not None:
-                problems.append(Problem(path, lineno, reason, _text(raw)))
+                if first == lineno:
+                    records.append(record)
+                else:
+                    problems.append(Problem(path, lineno, f"duplicate of line {first} ({p})", _text(raw)))
                 continue
-            records.append(record)
+        problems.append(Problem(path, lineno, validate_record(record) or "invalid record", _text(raw)))
     return records, problems
 
 

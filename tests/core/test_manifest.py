@@ -94,3 +94,13 @@ def test_scan_directory_without_audio_fails(tmp_path):
     (tmp_path / "x.txt").write_text("x")
     with pytest.raises(ManifestError, match="no audio files"):
         scan_directory(tmp_path)
+
+
+def test_shipped_examples_match_the_docs():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "manifests"
+    records, problems = read_manifest(root / "example.jsonl")
+    assert len(records) == 3 and not problems
+    records, problems = read_manifest(root / "invalid-example.jsonl")
+    assert len(records) == 1 and [p.line for p in problems] == [2, 3, 4, 5, 6]
