@@ -25,6 +25,7 @@ class EchoConfig:
     kill_on: tuple[str, ...] = option((), "basenames that SIGKILL the worker")
     exit_on: tuple[str, ...] = option((), "basenames that make the worker os._exit(3)")
     crash_once_dir: str | None = option(None, "if set, a crash happens only the first time (marker files here)")
+    require_file: bool = option(False, "fail items whose audio_filepath does not exist")
     write_files: bool = option(False, "write one small file per item through the sink")
     pieces: int = option(0, "records per item in the 'pieces' stream")
 
@@ -52,6 +53,8 @@ class EchoStage(Stage):
     def _one(self, record):
         name = os.path.basename(record["audio_filepath"])
         self._maybe_crash(name)
+        if self.config.require_file and not os.path.exists(record["audio_filepath"]):
+            return ItemError(f"{record['audio_filepath']}: no such file")
         if name in self.config.fail_on:
             return ItemError(f"{record['audio_filepath']}: asked to fail")
         if self.config.sleep_s:

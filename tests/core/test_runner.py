@@ -171,3 +171,21 @@ def test_help_does_not_import_heavy_libraries():
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_failed_items_are_final_until_retry_failed(tmp_path):
+    files = [tmp_path / f"a{i}.wav" for i in range(6)]
+    for f in files[:2] + files[3:]:
+        f.write_bytes(b"x")
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": str(f), "duration": 1.0}) + "\n" for f in files))
+    run = tmp_path / "run"
+    amela("run", STAGE, manifest, "-o", run, "--shards", 2, "--require-file", check=1)
+    assert [f["audio_filepath"] for f in read_jsonl(run / "failures.jsonl")] == [str(files[2])]
+    assert "a2.wav" in (run / "logs" / "shard_00000.log").read_text()
+    files[2].write_bytes(b"x")  # the cause is fixed
+    amela("run", STAGE, manifest, "-o", run, "--shards", 2, "--require-file", check=1)  # finished: no-op
+    proc = amela("run", STAGE, manifest, "-o", run, "--shards", 2, "--require-file", "--retry-failed", check=0)
+    assert "retrying its failed items" in proc.stderr
+    assert read_jsonl(run / "failures.jsonl") == []
+    assert [r["audio_filepath"] for r in read_jsonl(run / "echo.jsonl")] == [str(f) for f in files]
