@@ -13,9 +13,9 @@ from .helpers import STAGE, amela, make_manifest, read_jsonl
 N = 40
 
 
-def start(manifest, run, shards=2):
+def start(manifest, run, shards=2, sleep_s="0.03"):
     return subprocess.Popen([sys.executable, "-m", "amela", "run", STAGE, str(manifest), "-o", str(run),
-                             "--sleep-s", "0.03", "--batch-size", "2", "--workers", "2", "--shards", str(shards)],
+                             "--sleep-s", sleep_s, "--batch-size", "2", "--workers", "2", "--shards", str(shards)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -90,9 +90,10 @@ def test_torn_last_line_is_dropped_and_redone(tmp_path, reference):
 def test_second_run_on_the_same_directory_is_refused(tmp_path, reference):
     manifest, want = reference
     run = tmp_path / "run"
-    proc = start(manifest, run, shards=1)  # one shard: it is the one running until the end
+    # one slow shard: it is the one running until the end (~4 s), long after the second command starts
+    proc = start(manifest, run, shards=1, sleep_s="0.2")
     wait_for_progress(run, 1)
-    second = amela("run", STAGE, manifest, "-o", run, "--sleep-s", "0.03", "--batch-size", "2", "--shards", "1",
+    second = amela("run", STAGE, manifest, "-o", run, "--sleep-s", "0.2", "--batch-size", "2", "--shards", "1",
                    check=2)
     assert "in use by another process" in second.stderr
     shard_task = amela("run-shard", run, 0, check=2)
