@@ -21,7 +21,7 @@ from .runtime import setup_logging
 logger = logging.getLogger("amela")
 BACKENDS = ("local", "sbatch", "submitit")
 # Modules with register(subparsers) adding stage-specific commands (kept light to import).
-EXTRA_COMMANDS = ()
+EXTRA_COMMANDS = ("amela.executors.slurm_cli",)  # amela prepare (the first step of hand-written SLURM scripts)
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -36,7 +36,8 @@ def _on_signal(signum, _frame):
 
 
 # -- parsers -----------------------------------------------------------------------------------------------------------
-def _run_parser(sub, stage_name: str | None, prog: str | None = None):
+def _run_parser(sub, stage_name: str | None):
+    """`amela run`'s parser, added to `sub` (argparse subparsers, or any object with a compatible add_parser)."""
     from .runner import RunOptions
     from .stage import load_stage
 
@@ -48,9 +49,8 @@ def _run_parser(sub, stage_name: str | None, prog: str | None = None):
         "Rerun the same command to resume; finished shards are skipped.")
     kw = dict(help="run a stage over a manifest or directory", description=desc.strip(),
               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p = argparse.ArgumentParser(prog=prog, **kw) if sub is None else sub.add_parser("run", **kw)
-    if sub is not None:
-        p.add_argument("stage", metavar="STAGE", help="vad, asr, s2s (or package.module:Class)")
+    p = sub.add_parser("run", **kw)
+    p.add_argument("stage", metavar="STAGE", help="vad, asr, s2s (or package.module:Class)")
     p.add_argument("input", metavar="INPUT", help="manifest (.jsonl/.json) or audio directory")
     p.add_argument("-o", "--output", dest="run_dir", required=True, metavar="RUN_DIR", help="run directory")
     p.add_argument("--config", metavar="FILE", help="YAML with stage options (or a saved config.yaml)")
@@ -188,6 +188,10 @@ def cmd_status(args) -> int:
     from .runner import array_list, run_status
 
     paths = RunPaths(args.run_dir)
+    if paths.slurm_jobs.exists():  # submitted to SLURM: add the scheduler's view
+        from .executors.slurm_status import print_status
+
+        return print_status(paths)
     st = run_status(paths)
     by_state: dict[str, list[int]] = {}
     for s in st.shards:

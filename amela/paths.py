@@ -67,6 +67,8 @@ class RunPaths:
     shards_dir = property(lambda self: self.root / "shards")
     files = property(lambda self: self.root / "files")
     lock = property(lambda self: self.root / ".lock")
+    slurm_jobs = property(lambda self: self.root / "slurm_jobs.json")  # submissions, for `amela status`
+    slurm_scripts = property(lambda self: self.root / "slurm")  # rendered sbatch scripts
     prepare_lock = property(lambda self: self.root / ".prepare.lock")
 
     def output(self, stage: str) -> Path:

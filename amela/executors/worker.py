@@ -84,7 +84,10 @@ def worker_main(spec: WorkerSpec, conn, tasks, faulthandler_path: str | None = N
 
     runtime.limit_threads(spec.threads)
     runtime.die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop; no tracebacks on Ctrl-C
+    # The parent decides when to stop: Ctrl-C, and SLURM's preemption/time-limit signals sent to every process of the
+    # step, must not kill a worker mid-item (that would count as a crash against an innocent item).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
     log = open(faulthandler_path, "a") if faulthandler_path else sys.stderr
     faulthandler.enable(file=log)
     try:

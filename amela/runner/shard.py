@@ -76,6 +76,10 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
         if dropped:
             logger.warning("shard %d: dropped a torn last line (%d bytes) from %s", index, dropped, f.name)
     done = {i for f in (sp.output, sp.failures) for i, _ in shardio.iter_lines(f)}
+    for name in streams:  # stream rows of an item whose output line never got written: it is redone
+        dropped = shardio.keep_only(sp.stream(name), done)
+        if dropped:
+            logger.warning("shard %d: dropped %d uncommitted %s row(s)", index, dropped, name)
     inputs = [(i, loads(body)) for i, body in shardio.iter_lines(sp.input)]
     todo = [(i, r) for i, r in inputs if i not in done]
     if done:
@@ -91,11 +95,11 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
         for idx, outcome in pool.run(work):
             record = by_idx[idx]
             if isinstance(outcome, Output):
-                out.write(idx, outcome.record)
                 for name, rows in outcome.streams.items():
                     if name in extra:
                         for row in rows:
                             extra[name].write(idx, row)
+                out.write(idx, outcome.record)  # last: the output line commits the item, streams included
             else:
                 fail.write(idx, failure_record(idx, stage.name, record, outcome))
                 logger.error("item %d failed (%s): %s: %s", idx, record.get("audio_filepath"), outcome.error_type,

@@ -76,6 +76,16 @@ def _raw_lines(path: Path) -> Iterator[bytes]:
         return
 
 
+def keep_only(path: Path, indices: set[int]) -> int:
+    """Rewrite `path` (atomically) without lines whose index is not in `indices`; returns how many were dropped."""
+    lines = list(_raw_lines(path))
+    kept = [line for line in lines if int(line.partition(b"\t")[0]) in indices]
+    if len(kept) != len(lines):
+        with atomic_open(path, "wb") as fh:
+            fh.writelines(kept)
+    return len(lines) - len(kept)
+
+
 def count_lines(path: Path) -> int:
     return sum(1 for _ in _raw_lines(path))
 

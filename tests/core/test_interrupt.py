@@ -101,3 +101,20 @@ def test_second_run_on_the_same_directory_is_refused(tmp_path, reference):
     proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert (run / "echo.jsonl").read_bytes() == want
+
+
+def test_stream_rows_of_an_uncommitted_item_are_redone_once(tmp_path):
+    manifest = make_manifest(tmp_path / "m.jsonl", 6)
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    amela("run", STAGE, manifest, "-o", ref, "--pieces", "2", check=0)
+    amela("run", STAGE, manifest, "-o", run, "--pieces", "2", check=0)
+    shard = run / "shards" / "00000"
+    # a crash after an item's stream rows but before its output line (the commit) was written
+    lines = (shard / "output.partial").read_bytes().splitlines(keepends=True)
+    (shard / "output.partial").write_bytes(b"".join(lines[:-1]))
+    for name in ("DONE", "stats.json"):
+        (shard / name).unlink()
+    proc = amela("run", STAGE, manifest, "-o", run, "--pieces", "2", check=0)
+    assert "dropped 2 uncommitted pieces row(s)" in proc.stderr
+    assert (run / "echo_pieces.jsonl").read_bytes() == (ref / "echo_pieces.jsonl").read_bytes()
+    assert (run / "echo.jsonl").read_bytes() == (ref / "echo.jsonl").read_bytes()

@@ -1,0 +1,197 @@
+"""`amela status` for runs submitted to SLURM: completion markers combined with the scheduler's view.
+
+The files say what is finished (a DONE marker is the only proof); SLURM says what is queued, running, or ended
+without finishing: failed (with its exit code), cancelled, timed out. For every shard that needs work the status
+names its task and log, shows the end of that log, and prints the exact command that resubmits only those shards.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ..paths import RunPaths
+from . import slurm
+
+RUNNING_STATES = {"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT"}
+TIMED_OUT_STATES = {"TIMEOUT", "DEADLINE"}
+# Order in which states are listed; the last four need a resubmission.
+ORDER = ("done", "running", "pending", "failed", "cancelled", "timed-out", "missing")
+NEEDS_WORK = ("failed", "cancelled", "timed-out", "missing")
+LOG_TAIL_LINES = 12
+
+
+@dataclass
+class ShardView:
+    index: int
+    state: str
+    detail: str = ""
+    task: str = ""  # "<array job id>_<task id>" of the latest SLURM task that ran (or will run) the shard
+    log: str = ""
+
+
+def latest_tasks(paths: RunPaths, subs: list[slurm.Submission] | None = None):
+    """{shard: (submission, "<job>_<task>", TaskState)} from the most recent submission that knows the shard."""
+    subs = load_arrays(paths) if subs is None else subs
+    states = slurm.query_states([s.job_id for s in subs])
+    latest = {}
+    for sub in subs:  # in submission order: a later submission of a shard wins
+        prefix = f"{sub.job_id}_"
+        for key, st in states.items():
+            if key.startswith(prefix) and key[len(prefix):].isdigit():
+                latest[sub.shard_of(int(key[len(prefix):]))] = (sub, key, st)
+    return latest
+
+
+def load_arrays(paths: RunPaths) -> list[slurm.Submission]:
+    return [s for s in slurm.load_submissions(paths) if s.kind == "array"]
+
+
+def active_shards(paths: RunPaths) -> set[int]:
+    """Shards a queued or running SLURM task will take care of (not to be submitted twice)."""
+    if not slurm.jobs_file(paths).exists():
+        return set()
+    return {i for i, (_, _, st) in latest_tasks(paths).items() if st.state in slurm.ACTIVE_STATES}
+
+
+def _combined(file_state, slurm_task) -> tuple[str, str]:
+    if file_state.state == "done":
+        return "done", ""
+    if slurm_task is None:
+        return file_state.state, file_state.detail
+    _, key, st = slurm_task
+    where = f"SLURM task {key}: {st.state}" + (f", exit {st.exit_code}" if st.exit_code else "")
+    if st.state in RUNNING_STATES:
+        return "running", where
+    if st.state in slurm.ACTIVE_STATES:
+        return "pending", where
+    if st.state == "CANCELLED":
+        return "cancelled", where
+    if st.state in TIMED_OUT_STATES:
+        return "timed-out", where
+    if st.state == "COMPLETED":
+        return "failed", where + " without finishing the shard (no DONE marker)"
+    return "failed", where
+
+
+def shard_views(paths: RunPaths, stage_name: str):
+    from ..runner import run_status
+
+    status = run_status(paths)
+    subs = load_arrays(paths)
+    latest = latest_tasks(paths, subs) if subs else {}
+    views = []
+    for fs in status.shards:
+        state, detail = _combined(fs, latest.get(fs.index))
+        view = ShardView(fs.index, state, detail)
+        if fs.index in latest:
+            view.task = latest[fs.index][1]
+            view.log = str(paths.logs / f"{stage_name}_{view.task}.out")
+        if state in NEEDS_WORK and not (view.log and os.path.exists(view.log)):
+            view.log = str(paths.shard_log(fs.index)) if paths.shard_log(fs.index).exists() else view.log
+        views.append(view)
+    return status, views
+
+
+def tail(path: str, lines: int = LOG_TAIL_LINES) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 64 * 1024))
+            return fh.read().decode(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+def resubmit_commands(paths: RunPaths, stage_name: str, indices: list[int]) -> list[str]:
+    """Commands that run only `indices` again, in the way the run was submitted."""
+    from .sbatch import array_spec
+
+    subs = load_arrays(paths)
+    backend = subs[-1].backend if subs else "sbatch"
+    if backend == "submitit":
+        return [f"amela.submit(...) with the same arguments (it submits only unfinished shards), or: amela run-shard "
+                f"{shlex.quote(str(paths.root))} INDEX"]
+    limit = slurm.max_array_size()
+    out = []
+    for offset, ids in slurm.array_chunks(indices, limit):
+        if backend == "script" and subs[-1].command:
+            env = f"AMELA_SHARD_OFFSET={offset} " if offset else ""
+            out.append(env + shlex.join(["sbatch", f"--array={array_spec(ids, None)}", *subs[-1].command]))
+        else:
+            script = slurm.scripts_dir(paths) / f"{stage_name}.sbatch"
+            out.append(shlex.join(["sbatch", f"--array={array_spec(ids, None)}", str(script), str(offset)]))
+    return out
+
+
+def merge_hint(paths: RunPaths) -> str:
+    merge_script = slurm.scripts_dir(paths) / "merge.sbatch"
+    root = shlex.quote(str(paths.root))
+    if merge_script.exists():
+        return (f"then merge: amela merge {root}   (or as a job after them: "
+                f"sbatch --dependency=afterok:JOBID {shlex.quote(str(merge_script))})")
+    return f"then merge: amela merge {root}"
+
+
+def print_status(paths: RunPaths) -> int:
+    """The CLI's `amela status RUN_DIR` for a run with SLURM jobs; returns 0 when every shard is done."""
+    from ..runner import array_list, load_spec
+
+    stage_name = load_spec(paths).stage_class().name
+    status, views = shard_views(paths, stage_name)
+    by_state = defaultdict(list)
+    for v in views:
+        by_state[v.state].append(v.index)
+    ok = sum(s.ok for s in status.shards)
+    failed_items = sum(s.failed for s in status.shards)
+    print(f"run {paths.root} (stage {status.stage}): {len(views)} shard(s), {status.items} item(s), "
+          f"{status.rejected} rejected")
+    for state in ORDER:
+        idx = by_state.get(state, [])
+        if idx or state in ("done", "failed", "missing"):
+            print(f"  {state:9s} {len(idx):5d}" + (f"  [{array_list(idx)}]" if idx and state != "done" else ""))
+    print(f"  items: {ok} ok, {failed_items} failed, {status.items - ok - failed_items} not yet processed")
+    _print_jobs(paths)
+    todo = [v.index for v in views if v.state in NEEDS_WORK]
+    for v in views:
+        if v.state in NEEDS_WORK and v.state != "missing":
+            print(f"shard {v.index}: {v.state}: {v.detail}")
+            lines = tail(v.log) if v.log else []
+            if lines:
+                print(f"  end of {v.log}:")
+                print("\n".join(f"    | {line}" for line in lines))
+    if todo:
+        print(f"resubmit only these {len(todo)} shard(s) [{array_list(todo)}]:")
+        for cmd in resubmit_commands(paths, stage_name, todo):
+            print(f"  {cmd}")
+        if any(s.backend == "script" for s in load_arrays(paths)[-1:]):
+            print("  (add the sbatch options you submitted with, e.g. --time or --cpus-per-task, if not in the script)")
+        print(f"  {merge_hint(paths)}")
+    elif status.complete and not status.merged:
+        print(f"all shards done; merge with: amela merge {paths.root}")
+    elif status.complete:
+        print(f"merged: {paths.output(stage_name)}")
+    return 0 if status.complete else 1
+
+
+def _print_jobs(paths: RunPaths) -> None:
+    subs = slurm.load_submissions(paths)
+    if not subs:
+        return
+    states = slurm.query_states([s.job_id for s in subs if s.kind == "merge"])
+    parts = []
+    for s in subs:
+        if s.kind == "merge":
+            st = states.get(s.job_id)
+            parts.append(f"{s.job_id} (merge: {st.state if st else 'unknown'})")
+        else:
+            shards = array_list_of(s)
+            parts.append(f"{s.job_id} ({s.backend} array{', shards ' + shards if shards else ''})")
+    print("  SLURM jobs: " + ", ".join(parts))
+
+
+def array_list_of(sub: slurm.Submission) -> str:
+    from ..runner import array_list
+
+    return array_list(sub.shards) if sub.shards is not None else ""
