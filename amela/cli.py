@@ -21,7 +21,7 @@ from .runtime import setup_logging
 logger = logging.getLogger("amela")
 BACKENDS = ("local", "sbatch", "submitit")
 # Modules with register(subparsers) adding stage-specific commands (kept light to import).
-EXTRA_COMMANDS = ("amela.executors.slurm_cli",)  # amela prepare (the first step of hand-written SLURM scripts)
+EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli")  # amela prepare (the first step of hand-written SLURM scripts)
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 
 

@@ -1,0 +1,66 @@
+"""AsrConfig: every option of the ASR stage (flags, YAML keys and config.yaml come from these fields)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import option
+from ..errors import ConfigError
+
+# Keys the stage must never overwrite with a transcript: the manifest contract and the VAD fields it reads.
+PROTECTED_KEYS = ("audio_filepath", "duration", "offset", "split_points", "speech_segments")
+MODEL_KINDS = ("auto", "asr", "salm")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    model: str = option(help="a .nemo file, a SALM checkpoint directory, or a pretrained name "
+                             "(e.g. nvidia/parakeet-tdt-0.6b-v2; fetch it first with `amela fetch-models`)")
+    model_kind: str = option("auto", help="asr: a NeMo ASRModel (transcribe()); salm: a speechlm2 SALM (generate()); "
+                                          "auto: whatever the checkpoint holds (a set kind is checked)",
+                             choices=MODEL_KINDS)
+    text_key: str = option("text", help="output key of the transcript")
+    overwrite: bool = option(False, help="replace text_key when input records already have it (a reference)")
+    batch_seconds: float | None = option(
+        None, help="audio seconds per batch; default: from free GPU memory (GPU) or 60 (CPU)")
+    max_seconds: float = option(
+        40.0, help="records longer than this are cut into pieces (at VAD split points if present) and reassembled")
+    cut_search_seconds: float = option(
+        5.0, help="without VAD split points, each cut falls at the quietest 20 ms in the last this-many seconds "
+                  "of a max_seconds window")
+    timestamps: bool = option(False, help="add `words`: [{word, start, end}] in seconds from the record's start")
+    scores: bool = option(False, help="add `score` (the decoder's log-probability score, summed over pieces)")
+    channel_selector: str = option("average", help="multi-channel audio: 'average' or a 0-based channel index")
+    language: str | None = option(None, help="AED models (Canary): source and target language, e.g. en")
+    salm_prompt: str = option("Transcribe the following: {audio}",
+                              help="SALM user prompt; {audio} marks where the audio goes")
+    max_new_tokens: int = option(256, help="SALM: most tokens generated per record (or piece)")
+    device: str = option("auto", help="auto: CUDA when available", choices=DEVICES)
+    dtype: str = option("auto", help="autocast dtype on CUDA (auto: bfloat16 when supported); CPU runs float32",
+                        choices=DTYPES)
+    load_threads: int = option(4, help="threads decoding audio inside a worker")
+
+    def check(self) -> None:
+        if not self.model.strip():
+            raise ConfigError("asr: --model is required (a .nemo path, SALM directory or pretrained name)")
+        if not self.text_key or self.text_key in PROTECTED_KEYS:
+            raise ConfigError(f"asr: text_key {self.text_key!r} is not allowed (protected: {', '.join(PROTECTED_KEYS)})")
+        if self.batch_seconds is not None and self.batch_seconds <= 0:
+            raise ConfigError(f"asr: batch_seconds must be > 0, got {self.batch_seconds}")
+        if self.max_seconds < 2.0:
+            raise ConfigError(f"asr: max_seconds must be >= 2, got {self.max_seconds}")
+        if not 0.0 < self.cut_search_seconds < self.max_seconds:
+            raise ConfigError(f"asr: cut_search_seconds must be > 0 and < max_seconds ({self.max_seconds}), "
+                              f"got {self.cut_search_seconds}")
+        if self.channel_selector != "average" and not self.channel_selector.isdigit():
+            raise ConfigError(f"asr: channel_selector must be 'average' or a channel index, got {self.channel_selector!r}")
+        if "{audio}" not in self.salm_prompt:
+            raise ConfigError(f"asr: salm_prompt must contain {{audio}}, got {self.salm_prompt!r}")
+        if self.max_new_tokens < 1 or self.load_threads < 1:
+            raise ConfigError("asr: max_new_tokens and load_threads must be >= 1")
+
+    @property
+    def channel(self) -> int | None:
+        """The channel index, or None for averaging."""
+        return None if self.channel_selector == "average" else int(self.channel_selector)

@@ -1,0 +1,38 @@
+"""Config checks and the refusal to overwrite reference transcripts."""
+import pytest
+
+from amela.asr.config import AsrConfig
+from amela.asr.stage import AsrStage
+from amela.config import from_dict
+from amela.errors import ConfigError
+
+RECORDS = [{"audio_filepath": "/a.wav", "duration": 1.0, "text": "reference"},
+           {"audio_filepath": "/b.wav", "duration": 1.0}]
+
+
+def test_records_with_the_text_key_are_refused_unless_overwrite_or_another_key():
+    with pytest.raises(ConfigError, match=r"1 of 2 input records already have 'text' \(e.g. /a.wav\).*--overwrite"):
+        AsrStage(AsrConfig(model="m.nemo")).check_input(RECORDS)
+    AsrStage(AsrConfig(model="m.nemo", overwrite=True)).check_input(RECORDS)
+    AsrStage(AsrConfig(model="m.nemo", text_key="pred_text")).check_input(RECORDS)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({}, "missing required option"),
+    ({"model": "m.nemo", "text_key": "duration"}, "not allowed"),
+    ({"model": "m.nemo", "batch_seconds": 0}, "batch_seconds must be > 0"),
+    ({"model": "m.nemo", "max_seconds": 1}, "max_seconds must be >= 2"),
+    ({"model": "m.nemo", "cut_search_seconds": 50}, "cut_search_seconds"),
+    ({"model": "m.nemo", "channel_selector": "left"}, "channel_selector"),
+    ({"model": "m.nemo", "salm_prompt": "Transcribe"}, "{audio}"),
+    ({"model": "m.nemo", "device": "tpu"}, "device must be one of"),
+    ({"model": "m.nemo", "batch_secs": 3}, "unknown option"),
+])
+def test_bad_options_fail_loudly(options, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(AsrConfig, options)
+
+
+def test_channel_selector_parses_an_index():
+    assert from_dict(AsrConfig, {"model": "m.nemo", "channel_selector": "1"}).channel == 1
+    assert from_dict(AsrConfig, {"model": "m.nemo"}).channel is None
