@@ -127,11 +127,13 @@ class WorkerPool:
             yield from finished
 
     def _dispatch(self, pending: deque) -> None:
-        for w in self.workers:
-            while w.ready and pending and len(w.inflight) < self.prefetch:
-                batch = pending.popleft()
-                w.inflight.append(batch)
-                w.tasks.put(("batch", batch.id, batch.records))
+        # Breadth first: every idle worker gets a batch before any worker gets a second (prefetched) one.
+        for depth in range(self.prefetch):
+            for w in self.workers:
+                if w.ready and pending and len(w.inflight) <= depth:
+                    batch = pending.popleft()
+                    w.inflight.append(batch)
+                    w.tasks.put(("batch", batch.id, batch.records))
 
     def _poll(self, pending, crash_counts=None, finished=None) -> None:
         by_conn = {w.results: w for w in self.workers}
@@ -202,6 +204,8 @@ class WorkerPool:
 
 class InProcessPool:
     """workers=0: the stage runs in this process (debugging, notebooks). No crash isolation."""
+
+    n_workers = 1
 
     def __init__(self, spec: WorkerSpec, **_):
         self.spec = spec

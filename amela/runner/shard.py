@@ -85,7 +85,7 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
     if done:
         logger.info("shard %d: resuming, %d of %d items already done", index, len(done), len(inputs))
     by_idx = dict(todo)
-    positions = stage.batches([r for _, r in todo])
+    positions = spread(stage.batches([r for _, r in todo]), pool.n_workers)
     work = [([todo[p][0] for p in batch], [todo[p][1] for p in batch]) for batch in positions]
     progress = Progress(len(todo), sum(r["duration"] for _, r in todo), f"{stage.name} shard {index}",
                         enabled=show_progress)
@@ -112,6 +112,19 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
             a.close()
         progress.close()
     return _finalize(sp, index, inputs, files, t0, pool, baseline)
+
+
+def spread(batches: list[list[int]], workers: int, per_worker: int = 4) -> list[list[int]]:
+    """Split the largest batches in half until every worker can have `per_worker` of them: a stage's batch size is
+    chosen for efficiency, but 2 batches for 2 workers would leave a worker idle for the tail of every shard."""
+    out = [list(b) for b in batches]
+    while len(out) < workers * per_worker:
+        largest = max(range(len(out)), key=lambda i: len(out[i]), default=None)
+        if largest is None or len(out[largest]) < 2:
+            break
+        batch = out[largest]
+        out[largest:largest + 1] = [batch[:len(batch) // 2], batch[len(batch) // 2:]]
+    return out
 
 
 def failure_record(idx: int, stage: str, record: dict, failure: Failure) -> dict:

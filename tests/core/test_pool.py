@@ -45,3 +45,28 @@ def test_setup_failure_stops_with_the_stage_message():
     with pytest.raises(StageSetupError, match="unknown option"):
         with make_pool(WorkerSpec(STAGE, {"no_such_option": 1}), 1):
             pass
+
+
+def test_few_large_batches_are_spread_over_the_workers():
+    from amela.runner.shard import spread
+
+    batches = [list(range(16)), list(range(16, 20))]
+    out = spread(batches, workers=2)
+    assert len(out) >= 8 or all(len(b) == 1 for b in out)
+    assert [i for b in out for i in b] == list(range(20))  # same items, same order, none lost
+    assert [len(b) for b in spread(batches, workers=1)] == [4, 4, 8, 4]  # the largest is halved first
+    assert spread([[0], [1]], workers=4) == [[0], [1]]  # nothing left to split
+
+
+def test_every_worker_gets_work_before_any_gets_a_second_batch():
+    import os
+
+    recs = records(4)
+    work = [([i], recs[i:i + 1]) for i in range(4)]
+    with make_pool(WorkerSpec(STAGE, {"sleep_s": 0.3}), 2) as pool:
+        pids = {pool.workers[0].proc.pid, pool.workers[1].proc.pid}
+        got = dict(pool.run(work))
+        served = set(pool.worker_stats)
+    assert sorted(got) == [0, 1, 2, 3]
+    assert served == pids  # both workers processed batches
+    assert os.getpid() not in served
