@@ -13,6 +13,8 @@ The data is read in place and the copies go to a temporary directory: nothing is
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import glob
 import os
 import sys
@@ -100,6 +102,12 @@ COPIES = {
 }
 
 
+# label: (file suffix, sox arguments after the input): what a researcher converting with sox would get
+SOX_COPIES = {
+    "44.1k OGG by sox": ("_44k_sox.ogg", ["-r", "44100"]),  # sox's own Vorbis defaults (quality 3)
+}
+
+
 def convert(src: str, dst_dir: str, sizes: dict) -> dict[str, str]:
     """Copies of `src` per COPIES (resampled with soxr); adds each copy's bytes and seconds to `sizes`."""
     import soundfile
@@ -116,6 +124,12 @@ def convert(src: str, dst_dir: str, sizes: dict) -> dict[str, str]:
         soundfile.write(path, y, rate, format=fmt, subtype=subtype, **kw)
         size, secs = sizes.get(label, (0, 0.0))
         sizes[label] = (size + os.path.getsize(path), secs + len(audio) / sr)
+    if shutil.which("sox"):
+        for label, (suffix, args) in SOX_COPIES.items():
+            path = out[label] = os.path.join(dst_dir, name + suffix)
+            subprocess.run(["sox", src, *args, path], check=True)
+            size, secs = sizes.get(label, (0, 0.0))
+            sizes[label] = (size + os.path.getsize(path), secs + len(audio) / sr)
     return out
 
 

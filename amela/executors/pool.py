@@ -169,7 +169,8 @@ class WorkerPool:
         elif kind == "done":
             _, batch_id, outcomes, stats = msg
             batch = w.inflight.popleft()
-            assert batch.id == batch_id, "worker answered out of order"
+            if batch.id != batch_id:  # workers answer in the order they were sent; anything else is a bug here
+                raise RuntimeError(f"worker {w.proc.pid} answered batch {batch_id}, expected {batch.id}")
             self.worker_stats[w.proc.pid] = stats
             finished.extend(zip(batch.idxs, outcomes))
 
