@@ -55,7 +55,7 @@ def merge(paths: RunPaths, stage: Stage, allow_partial: bool = False) -> dict:
     for name in stage.output_streams():
         _merge_file(paths.stream(stage.name, name), [(paths.shard(i).stream(name), done[i]) for i in present])
     n_fail = _merge_file(paths.failures, [(paths.shard(i).failures, done[i]) for i in present])
-    stats = _stats(paths, plan, done, n_out, n_fail)
+    stats = _stats(paths, plan, stage.name, done, n_out, n_fail)
     outputs = lambda: iter_jsonl(paths.output(stage.name))  # noqa: E731
     stats["summary"] = stage.summary(outputs)
     for name, data in stage.reports(outputs).items():
@@ -64,17 +64,17 @@ def merge(paths: RunPaths, stage: Stage, allow_partial: bool = False) -> dict:
     return stats
 
 
-def _stats(paths: RunPaths, plan: dict, done: dict, n_out: int, n_fail: int) -> dict:
+def _stats(paths: RunPaths, plan: dict, name: str, done: dict, n_out: int, n_fail: int) -> dict:
     shard_stats = [loads(paths.shard(i).stats.read_bytes()) for i, d in done.items() if d]
     audio_s = sum(s["audio_seconds"] for s in shard_stats) if all(done.values()) else None
     if audio_s is None:  # partial: count what was written
-        audio_s = sum(r.get("duration", 0) for r in iter_jsonl(paths.output(plan["stage"]))) if n_out else 0.0
+        audio_s = sum(r.get("duration", 0) for r in iter_jsonl(paths.output(name))) if n_out else 0.0
     starts = [s["started_at"] for s in shard_stats]
     ends = [s["finished_at"] for s in shard_stats]
     wall_s = (max(ends) - min(starts)) if shard_stats else 0.0
     task_s = sum(s["wall_seconds"] for s in shard_stats)
     return {
-        "stage": plan["stage"], "items": plan["items"], "ok": n_out, "failed": n_fail, "rejected": plan["rejected"],
+        "stage": name, "items": plan["items"], "ok": n_out, "failed": n_fail, "rejected": plan["rejected"],
         "missing": plan["items"] - n_out - n_fail, "complete": all(done.values()),
         "audio_seconds": round(audio_s, 3), "audio_hours": round(audio_s / 3600, 4),
         "wall_seconds": round(wall_s, 3), "task_seconds": round(task_s, 3),

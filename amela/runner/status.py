@@ -7,6 +7,7 @@ from filelock import FileLock, Timeout
 
 from ..manifest import loads
 from ..paths import RunPaths
+from ..stage import load_stage
 from . import shardio
 from .plan import load_plan
 
@@ -51,7 +52,8 @@ def _locked(path) -> bool:
 
 def run_status(paths: RunPaths) -> RunStatus:
     plan = load_plan(paths)
-    status = RunStatus(plan["stage"], plan["items"], plan["rejected"])
+    name = load_stage(plan["stage"]).name  # plan["stage"] may be an import path (module:Class)
+    status = RunStatus(name, plan["items"], plan["rejected"])
     for i in range(plan["num_shards"]):
         sp = paths.shard(i)
         items = plan["shard_items"][i]
@@ -67,5 +69,5 @@ def run_status(paths: RunPaths) -> RunStatus:
         else:
             state, detail = MISSING, "never started"
         status.shards.append(ShardStatus(i, state, items, ok, failed, detail))
-    status.merged = paths.output(plan["stage"]).exists() and paths.stats.exists() and status.complete
+    status.merged = paths.output(name).exists() and paths.stats.exists() and status.complete
     return status

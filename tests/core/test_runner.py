@@ -25,6 +25,7 @@ def test_sharded_run_restores_input_order(tmp_path, strategy):
     assert (run / "config.yaml").exists() and (run / "echo_report.txt").exists()
     assert read_jsonl(run / "failures.jsonl") == []
     assert "30 ok, 0 failed" in proc.stdout
+    assert f"output: {run / 'echo.jsonl'}" in proc.stdout  # named by the stage, not by its import path
     # rerun: every shard has its marker, nothing is redone, output unchanged
     before = (run / "echo.jsonl").read_bytes()
     amela("run", STAGE, manifest, "-o", run, "--shards", 4, "--strategy", strategy, check=0)
