@@ -12,7 +12,11 @@ APT_PACKAGES=(libc++1 libc++abi1 espeak-ng sox libsndfile1)
 
 stamp_key() { cat "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1; }
 STAMP="$VENV/.amela-setup-stamp"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp_key)" ]] && "$VENV/bin/python" -c "import amela" 2>/dev/null; then
+installed() {  # the distributions a working install has (metadata only: importing NeMo would take seconds)
+  "$VENV/bin/python" -c "import importlib.metadata as m
+for d in ('amela', 'torch', 'nemo_toolkit', 'fairseq', 'ten-vad', 'submitit'): m.version(d)" 2>/dev/null
+}
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp_key)" ]] && installed; then
   echo "setup: already up to date ($VENV)"; exit 0
 fi
 
@@ -49,5 +53,5 @@ if ! "$VENV/bin/python" -c "import importlib.metadata as m; m.version('fairseq')
   "${PIP[@]}" install --no-deps "$BUILD"/wheels/fairseq-0.12.2-*.whl
   rm -rf "$BUILD"
 fi
-"$VENV/bin/python" -c "import amela" && stamp_key > "$STAMP"
+installed && stamp_key > "$STAMP"
 echo "setup: done ($VENV)"
