@@ -63,12 +63,15 @@ def die_with_parent() -> None:
 def setup_logging(level: str | None = None) -> None:
     """The `amela` logger to stderr; AMELA_LOG_LEVEL (DEBUG, INFO, WARNING) sets the level."""
     level = (level or os.environ.get(LOG_LEVEL_ENV) or "INFO").upper()
-    if not any(getattr(h, "_amela", False) for h in logger.handlers):
+    handler = next((h for h in logger.handlers if getattr(h, "_amela", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         handler._amela = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-    logger.setLevel(level)
+    handler.setLevel(level)
+    # The logger passes everything: the terminal shows `level`, shard log files keep DEBUG (failed items' tracebacks).
+    logger.setLevel(logging.DEBUG)
     logger.propagate = False
 
 

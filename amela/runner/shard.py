@@ -39,6 +39,7 @@ def shard_log(paths: RunPaths, index: int):
     """Everything the `amela` logger says while the shard runs also goes to logs/shard_NNNNN.log."""
     paths.logs.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(paths.shard_log(index))
+    handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("amela")
     root.addHandler(handler)
@@ -105,7 +106,7 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
                 logger.error("item %d failed (%s): %s: %s", idx, record.get("audio_filepath"), outcome.error_type,
                              outcome.message)
                 if outcome.traceback:
-                    logger.debug("%s", outcome.traceback)
+                    logger.debug("item %d traceback:\n%s", idx, outcome.traceback)
             progress.update(record["duration"], not isinstance(outcome, Output))
     finally:
         for a in (out, fail, *extra.values()):
