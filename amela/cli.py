@@ -20,8 +20,10 @@ from .runtime import setup_logging
 
 logger = logging.getLogger("amela")
 BACKENDS = ("local", "sbatch", "submitit")
-# Modules with register(subparsers) adding stage-specific commands (kept light to import).
+# Modules with register(subparsers, stage_name) adding commands (kept light to import). stage_name is the STAGE typed
+# after a command of STAGED_COMMANDS, whose options depend on the stage (parsed in one pass, flags from its config).
 EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli")  # amela prepare (the first step of hand-written SLURM scripts)
+STAGED_COMMANDS = ("run", "prepare")
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -36,8 +38,8 @@ def _on_signal(signum, _frame):
 
 
 # -- parsers -----------------------------------------------------------------------------------------------------------
-def _run_parser(sub, stage_name: str | None):
-    """`amela run`'s parser, added to `sub` (argparse subparsers, or any object with a compatible add_parser)."""
+def _run_parser(sub, stage_name: str | None, name: str = "run", help: str = "run a stage over a manifest or directory"):
+    """`amela run`'s parser (flags generated from the stage's config), added to `sub` as command `name`."""
     from .runner import RunOptions
     from .stage import load_stage
 
@@ -47,9 +49,8 @@ def _run_parser(sub, stage_name: str | None):
         + (" or a directory of audio (recursive)" if stage_cls is None or stage_cls.accepts_directory else "")
         + ". Outputs in RUN_DIR: <stage>.jsonl (input order), failures.jsonl, stats.json, config.yaml, logs/. "
         "Rerun the same command to resume; finished shards are skipped.")
-    kw = dict(help="run a stage over a manifest or directory", description=desc.strip(),
-              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p = sub.add_parser("run", **kw)
+    kw = dict(help=help, description=desc.strip(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(name, **kw)
     p.add_argument("stage", metavar="STAGE", help="vad, asr, s2s (or package.module:Class)")
     p.add_argument("input", metavar="INPUT", help="manifest (.jsonl/.json) or audio directory")
     p.add_argument("-o", "--output", dest="run_dir", required=True, metavar="RUN_DIR", help="run directory")
@@ -116,7 +117,7 @@ def build_parser(stage_name: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fetch_models)
 
     for module in EXTRA_COMMANDS:
-        importlib.import_module(module).register(sub)
+        importlib.import_module(module).register(sub, stage_name)
     return parser
 
 
@@ -270,15 +271,15 @@ def print_summary(paths: RunPaths, stats: dict) -> None:
 # -- entry points ----------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    stage_name = argv[1] if len(argv) > 1 and argv[0] == "run" and not argv[1].startswith("-") else None
+    stage_name = argv[1] if len(argv) > 1 and argv[0] in STAGED_COMMANDS and not argv[1].startswith("-") else None
     try:
         parser = build_parser(stage_name)
     except ConfigError as exc:
         print(f"amela: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     args = parser.parse_args(argv)
-    if args.command == "run" and args.stage_cls is None:
-        parser.error("run needs a STAGE")
+    if args.command in STAGED_COMMANDS and args.stage_cls is None:
+        parser.error(f"{args.command} needs a STAGE")
     return _dispatch(args)
 
 

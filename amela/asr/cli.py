@@ -5,7 +5,7 @@ import argparse
 import sys
 
 
-def register(subparsers) -> None:
+def register(subparsers, stage_name: str | None = None) -> None:
     p = subparsers.add_parser(
         "asr-eval", help="WER/CER of an ASR run (or any manifest) against reference transcripts",
         description="WER and CER per record and over the corpus, after Whisper-style English normalisation. "

@@ -10,38 +10,20 @@ keeps the recorded split. --record-job writes the calling SLURM array job into R
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
+
 from ..errors import ConfigError
 
 logger = logging.getLogger("amela.prepare")
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("prepare", help="create (or check) a run directory without running it: the first "
-                                              "step of each task of a hand-written batch script",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("stage", metavar="STAGE", help="vad, asr, s2s (or package.module:Class)")
-    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="INPUT -o RUN_DIR ...",
-                   help="the same arguments as `amela run STAGE` (see `amela prepare STAGE --help`)")
-    p.set_defaults(func=cmd_prepare)
-
-
-class _Standalone:
-    """Stands in for a subparsers object: `amela run`'s parser, built by the CLI itself, under another name."""
-
-    def __init__(self, prog: str):
-        self.prog = prog
-
-    def add_parser(self, _name, help=None, **kw):  # noqa: A002 (argparse's own keyword)
-        return argparse.ArgumentParser(prog=self.prog, **kw)
-
-
-def _parser(stage: str) -> argparse.ArgumentParser:
+def register(subparsers, stage_name: str | None = None) -> None:
     from ..cli import _run_parser
 
-    p = _run_parser(_Standalone("amela prepare"), stage)
+    p = _run_parser(subparsers, stage_name, name="prepare",
+                    help="create (or check) a run directory without running it: the first step of each task of a "
+                         "hand-written batch script")
     p.add_argument("--record-job", action="store_true",
                    help="record this SLURM array job (SLURM_ARRAY_JOB_ID) in RUN_DIR/slurm_jobs.json for "
                         "`amela status`")
@@ -49,7 +31,7 @@ def _parser(stage: str) -> argparse.ArgumentParser:
                    help="a stage option the task tuned itself (e.g. batch_seconds from its GPU's memory): used when "
                         "this call creates the run directory and the option was not given; a prepared directory "
                         "keeps its recorded value (repeatable)")
-    return p
+    p.set_defaults(func=cmd_prepare)
 
 
 def _auto_values(items: list[str], typed: dict) -> dict:
@@ -75,7 +57,7 @@ def _with_options(spec, values: dict, source: str):
     return replace(spec, options=from_dict(cls, {**to_dict(spec.options), **values}, source))
 
 
-def _resolve(sub, paths):
+def _resolve(args, paths):
     """The spec this call prepares: a prepared directory's shard count and auto-tuned options win."""
     from dataclasses import replace
 
@@ -83,8 +65,8 @@ def _resolve(sub, paths):
     from ..config import pick, to_dict
     from ..runner import load_plan, load_spec
 
-    spec = _resolve_spec(sub)
-    auto = _auto_values(sub.auto, pick(sub, spec.stage_class().config_cls))
+    spec = _resolve_spec(args)
+    auto = _auto_values(args.auto, pick(args, spec.stage_class().config_cls))
     if not paths.plan.exists():
         return _with_options(spec, auto, "--auto")
     recorded = load_plan(paths)["num_shards"]
@@ -100,17 +82,16 @@ def cmd_prepare(args) -> int:
     from ..paths import RunPaths
     from ..runner import prepare
 
-    sub = _parser(args.stage).parse_args([args.stage, *args.rest])
-    paths = RunPaths(sub.run_dir)
+    paths = RunPaths(args.run_dir)
     existed = paths.plan.exists()
     try:
-        plan = prepare(paths, _resolve(sub, paths))
+        plan = prepare(paths, _resolve(args, paths))
     except ConfigError:
         if existed or not paths.plan.exists():
             raise
         # Another task created the directory meanwhile (with its own shard count or tuned values): agree with it.
-        plan = prepare(paths, _resolve(sub, paths))
-    if sub.record_job:
+        plan = prepare(paths, _resolve(args, paths))
+    if args.record_job:
         record_current_job(paths)
     print(f"prepared {paths.root}: {plan['items']} item(s) in {plan['num_shards']} shard(s)")
     return 0
