@@ -9,8 +9,9 @@ never costs the others. Files a stage wants written go through `self.sink`, whic
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Iterator
+from typing import ClassVar
 
 from .errors import ConfigError
 

@@ -16,8 +16,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from amela.manifest import dumps, read_manifest  # noqa: E402
 from amela.paths import RunPaths  # noqa: E402
-from amela.runner import RunOptions, RunSpec, merge, prepare  # noqa: E402
-from amela.runner import shardio  # noqa: E402
+from amela.runner import (  # noqa: E402
+    RunOptions,
+    RunSpec,
+    merge,
+    prepare,
+    shardio,  # noqa: E402
+)
 from amela.stage import Stage  # noqa: E402
 
 

@@ -113,8 +113,8 @@ def run(args, tmp: str) -> int:
         t_stage = [float("inf")] * len(records)
         for _ in range(args.repeats):
             for i, r in enumerate(records):
-                t_model[i] = min(t_model[i], timed(lambda: direct_one(i), sync, clock))
-                t_stage[i] = min(t_stage[i], timed(lambda: stage.process([r]), sync, clock))
+                t_model[i] = min(t_model[i], timed(lambda i=i: direct_one(i), sync, clock))
+                t_stage[i] = min(t_stage[i], timed(lambda r=r: stage.process([r]), sync, clock))
         torch.set_num_threads(all_threads)
         return sum(t_model), sum(t_stage)
 

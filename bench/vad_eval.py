@@ -13,10 +13,10 @@ The data is read in place and the copies go to a temporary directory: nothing is
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import glob
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 

@@ -45,7 +45,7 @@ class Counts:
     def rate(self) -> float | None:
         return self.errors / self.ref if self.ref else None
 
-    def add(self, other: "Counts") -> None:
+    def add(self, other: Counts) -> None:
         self.ref += other.ref
         self.sub += other.sub
         self.dele += other.dele

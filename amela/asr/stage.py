@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from ..errors import ConfigError, ItemError
 from ..stage import Resources, Stage

@@ -15,9 +15,9 @@ import logging
 import multiprocessing as mp
 import os
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
-from typing import Iterable, Iterator
 
 from ..errors import StageUnavailableError
 from ..runtime import signal_name, thread_env

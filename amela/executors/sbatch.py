@@ -257,7 +257,7 @@ def launch(paths, spec, args) -> int:
     write_bytes_atomic(merge_path, render_merge_script(merge_job(job, paths)).encode())
     array_path.chmod(0o755)
     merge_path.chmod(0o755)
-    if not todo and (status.merged or active):
+    if not todo and (status.merged or busy):
         print(f"nothing to submit: {plan['num_shards']} shard(s) done or queued; `amela status {paths.root}`")
         return 0
     limit = opts.max_array_size or slurm.max_array_size()

@@ -35,7 +35,7 @@ class RunJobs:
     def done(self) -> bool:
         return all(j.done() for j in self.jobs)
 
-    def wait(self) -> "RunJobs":
+    def wait(self) -> RunJobs:
         for j in self.jobs:
             j.wait()
         return self

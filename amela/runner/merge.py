@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import AmelaError
 from ..manifest import atomic_open, dumps, iter_jsonl, loads, write_bytes_atomic

@@ -61,7 +61,7 @@ class RunSpec:
         return {"stage": self.stage, "input": self.input, "run": to_dict(self.run), "options": to_dict(self.options)}
 
     @classmethod
-    def from_dict(cls, data: dict, source: str) -> "RunSpec":
+    def from_dict(cls, data: dict, source: str) -> RunSpec:
         unknown = set(data) - {"stage", "input", "run", "options"}
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; valid: stage, input, run, options")

@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from filelock import FileLock, Timeout
 
 from ..errors import RunLockedError
+from ..executors.worker import Failure
 from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths, ShardPaths
 from ..progress import Progress
 from ..stage import Output, Stage
-from ..executors.worker import Failure
 from . import shardio
 
 logger = logging.getLogger("amela.runner")

@@ -6,8 +6,8 @@ resuming knows what is done. A crash can only tear the last line; `recover()` cu
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..manifest import atomic_open, dumps, loads
 

@@ -92,7 +92,7 @@ class HubertReader:
         self.min_samples, self.hop = _conv_geometry(model.feature_extractor)
 
     @classmethod
-    def from_checkpoint(cls, path: str, layer: int, device: str = "cpu", fp16: bool = False) -> "HubertReader":
+    def from_checkpoint(cls, path: str, layer: int, device: str = "cpu", fp16: bool = False) -> HubertReader:
         model, task_cfg = load_hubert(path)
         return cls(model, task_cfg, layer, device, fp16)
 

@@ -13,6 +13,7 @@ import math
 
 from .compat import import_fairseq
 
+
 # HuBERT's conv front end: 400-sample receptive field, 320-sample hop (50 frames/s at 16 kHz).
 def conv_layers(channels: int) -> str:
     return f"[({channels}, 10, 5)] + [({channels}, 3, 2)] * 4 + [({channels}, 2, 2)] * 2"

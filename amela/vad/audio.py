@@ -9,8 +9,8 @@ hour-long files. Every problem becomes an ItemError naming the file and what is 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -147,7 +147,10 @@ def _mean_int16(data: np.ndarray) -> np.ndarray:
     return _to_int16(_mix(data, None, np.float32(1 / 32768)))
 
 
-def _mix(data: np.ndarray, channel: int | None, scale=np.float32(1.0)) -> np.ndarray:
+_UNIT_SCALE = np.float32(1.0)
+
+
+def _mix(data: np.ndarray, channel: int | None, scale=_UNIT_SCALE) -> np.ndarray:
     """One channel, or the average of all, as contiguous float32. Column sums rather than mean(axis=1), which
     reduces each short row separately and costs more than decoding."""
     if channel is not None:

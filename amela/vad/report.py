@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 from array import array
-from typing import Iterable
+from collections.abc import Iterable
 
 CSV_COLUMNS = (
     "audio_filepath", "offset", "duration", "speech_ratio", "speech_s", "speech_segment_count",

@@ -1,6 +1,4 @@
 """Interrupted runs (SIGTERM, SIGINT, SIGKILL of the runner, torn last lines) resume to the same output."""
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -8,7 +6,7 @@ import time
 
 import pytest
 
-from .helpers import STAGE, amela, make_manifest, read_jsonl
+from .helpers import STAGE, amela, make_manifest
 
 N = 40
 

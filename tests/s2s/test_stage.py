@@ -85,7 +85,7 @@ def test_unit_files(tiny, tmp_path):
     for fmt in ("npy", "pt"):
         stage = make_stage(tiny, tmp_path / fmt, mode="encode", units_format=fmt, input_root=str(tiny.audio))
         out = stage.process(tiny.records[:2])
-        for record, result in zip(tiny.records[:2], out):
+        for _record, result in zip(tiny.records[:2], out):
             assert result["units_filepath"].startswith(str(tmp_path / fmt / "a" / "f"))
             assert result["units_filepath"].endswith("." + fmt)
             if fmt == "npy":

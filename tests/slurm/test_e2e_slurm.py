@@ -7,8 +7,18 @@ import re
 
 import pytest
 
-from .helpers import (ECHO, FAULTY, amela, make_audio_corpus, make_echo_corpus, read_lines, run_printed, submitted,
-                      wait_for_lines, wait_until)
+from .helpers import (
+    ECHO,
+    FAULTY,
+    amela,
+    make_audio_corpus,
+    make_echo_corpus,
+    read_lines,
+    run_printed,
+    submitted,
+    wait_for_lines,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slurm
 

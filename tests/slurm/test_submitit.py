@@ -7,7 +7,8 @@ import pytest
 
 import amela
 
-from .helpers import ECHO, FAULTY, amela as amela_cli, make_echo_corpus, read_lines, wait_for_lines
+from .helpers import ECHO, FAULTY, make_echo_corpus, read_lines, wait_for_lines
+from .helpers import amela as amela_cli
 
 pytestmark = pytest.mark.slurm
 

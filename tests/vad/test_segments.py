@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from amela.config import from_dict
+from amela.errors import ConfigError
 from amela.vad import segments as sg
 from amela.vad.config import VadConfig
-from amela.errors import ConfigError
-from amela.config import from_dict
 
 F = 0.016
 
