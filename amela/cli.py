@@ -51,7 +51,7 @@ def _run_parser(sub, stage_name: str | None, name: str = "run", help: str = "run
         "Rerun the same command to resume; finished shards are skipped.")
     kw = dict(help=help, description=desc.strip(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p = sub.add_parser(name, **kw)
-    p.add_argument("stage", metavar="STAGE", help="vad, asr, s2s (or package.module:Class)")
+    p.add_argument("stage", metavar="STAGE", help="vad, asr, s2s, quality (or package.module:Class)")
     p.add_argument("input", metavar="INPUT", help="manifest (.jsonl/.json) or audio directory")
     p.add_argument("-o", "--output", dest="run_dir", required=True, metavar="RUN_DIR", help="run directory")
     p.add_argument("--config", metavar="FILE", help="YAML with stage options (or a saved config.yaml)")

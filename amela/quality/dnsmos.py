@@ -1,0 +1,141 @@
+"""DNSMOS P.835 (SIG, BAK, OVRL) and P.808 with the ONNX models the `speechmos` package ships, windows batched.
+
+The windows, the P.808 mel features and the polynomial mapping follow `speechmos.dnsmos` (v0.0.1.1) exactly, so at
+its 1 s hop the scores equal `speechmos.dnsmos.run(audio, 16000)`: 9.01 s windows; a clip shorter than a window is
+doubled until it fills one; the window count is `int((floor(seconds) - 9.01) / hop) + 1`; P.808 sees the window
+without its last 160 samples as a librosa mel spectrogram (n_fft 321, hop 160, 120 mels) in dB relative to the
+window's maximum. What differs is speed: every window of a record (or of several) goes through onnxruntime in one
+batched call, and a longer hop scores fewer windows. Two things exist only off the reference hop: windows are always
+exactly 9.01 s (at the 1 s hop speechmos skips windows whose float end falls one sample short, starting at 7 s, and
+so does this module, to match it), and when the regular windows leave more than `MAX_TAIL_S` at the end unscored,
+one more window ending at the end is added (at the 1 s hop the tail left is always under 2 s: nothing is added).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+WINDOW_S = 9.01
+WINDOW = int(WINDOW_S * SAMPLE_RATE)  # 144160 samples
+REFERENCE_HOP_S = 1.0
+MAX_TAIL_S = 2.0
+MODEL_FILES = {
+    "p835": ("dnsmos_models", "sig_bak_ovr.onnx"),
+    "p835_personalized": ("pdnsmos_models", "sig_bak_ovr.onnx"),
+    "p808": ("dnsmos_models", "model_v8.onnx"),
+}
+# speechmos.dnsmos.DNSMOS.get_polyfit_val: raw model outputs to MOS, (sig, bak, ovrl).
+POLY = {
+    False: ([-0.08397278, 1.22083953, 0.0052439], [-0.13166888, 1.60915514, -0.39604546],
+            [-0.06766283, 1.11546468, 0.04602535]),
+    True: ([-0.01019296, 0.02751166, 1.19576786, -0.24348726], [-0.04976499, 0.44276479, -0.1644611, 0.96883132],
+           [-0.00533021, 0.005101, 1.18058466, -0.11236046]),
+}
+
+
+def model_dir() -> str:
+    """The folder of the installed `speechmos` package, which holds the model files (never downloaded)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("speechmos")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("speechmos is not installed: pip install speechmos==0.0.1.1 (ships the DNSMOS models)")
+    return list(spec.submodule_search_locations)[0]
+
+
+def model_path(kind: str) -> str:
+    return os.path.join(model_dir(), *MODEL_FILES[kind])
+
+
+def window_starts(n: int, hop_s: float) -> list[int]:
+    """Start samples of the 9.01 s windows over `n` samples (n >= WINDOW: shorter clips are doubled first)."""
+    reference = hop_s == REFERENCE_HOP_S
+    count = int((math.floor(n / SAMPLE_RATE) - WINDOW_S) / hop_s) + 1
+    starts = []
+    for idx in range(max(count, 0)):
+        t = idx * hop_s
+        start = int(round(t * SAMPLE_RATE))  # at the 1 s hop: the reference's int(idx * fs) exactly
+        if reference and int((t + WINDOW_S) * SAMPLE_RATE) - start < WINDOW:
+            continue  # speechmos's float rounding drops this window: so do we, at its hop
+        if start + WINDOW <= n:
+            starts.append(start)
+    last_end = (max(count, 1) - 1) * hop_s * SAMPLE_RATE + WINDOW
+    if n - last_end > MAX_TAIL_S * SAMPLE_RATE or not starts:
+        starts.append(n - WINDOW)
+    return starts
+
+
+def fill(audio: np.ndarray) -> np.ndarray:
+    """A clip shorter than one window, doubled until it fills one (as speechmos does)."""
+    if len(audio) == 0:
+        raise ValueError("no samples")
+    while len(audio) < WINDOW:
+        audio = np.concatenate([audio, audio])
+    return audio
+
+
+@dataclass
+class Scores:
+    sig: float
+    bak: float
+    ovrl: float
+    p808: float
+    windows: int
+
+
+class Dnsmos:
+    """The two onnxruntime sessions of one worker (build once, in the worker; never fork after)."""
+
+    def __init__(self, personalized: bool = False, threads: int = 1, window_batch: int = 16):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        # onnxruntime's own pool would take every core of the node on top of the other workers'.
+        opts.intra_op_num_threads = max(1, threads)
+        opts.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        self.personalized = personalized
+        self.window_batch = max(1, window_batch)
+        primary = model_path("p835_personalized" if personalized else "p835")
+        self.p835 = ort.InferenceSession(primary, opts, providers=providers)
+        self.p808 = ort.InferenceSession(model_path("p808"), opts, providers=providers)
+        self.poly = [np.poly1d(c) for c in POLY[personalized]]
+
+    def score(self, clips: list[np.ndarray], hop_s: float) -> list[Scores]:
+        """Mean scores per clip (16 kHz mono float32 in [-1, 1]); all windows of all clips batched together."""
+        windows, owner = [], []
+        for i, clip in enumerate(clips):
+            audio = fill(np.asarray(clip, dtype=np.float32))
+            for s in window_starts(len(audio), hop_s):
+                windows.append(audio[s:s + WINDOW])
+                owner.append(i)
+        raw = np.zeros((len(windows), 4), dtype=np.float64)
+        for b in range(0, len(windows), self.window_batch):
+            raw[b:b + self.window_batch] = self._run(windows[b:b + self.window_batch])
+        owner_arr = np.asarray(owner)
+        out = []
+        for i in range(len(clips)):
+            rows = raw[owner_arr == i]
+            sig, bak, ovrl = (float(np.mean(p(rows[:, k]))) for k, p in enumerate(self.poly))
+            out.append(Scores(sig, bak, ovrl, float(np.mean(rows[:, 3])), len(rows)))
+        return out
+
+    def _run(self, windows: list[np.ndarray]) -> np.ndarray:
+        batch = np.stack(windows)
+        p835 = self.p835.run(None, {"input_1": batch})[0]
+        p808 = self.p808.run(None, {"input_1": mel_features(batch[:, :-160])})[0]
+        return np.concatenate([p835.astype(np.float64), p808.astype(np.float64)], axis=1)
+
+
+def mel_features(batch: np.ndarray) -> np.ndarray:
+    """P.808's input: librosa's mel spectrogram (what the model was trained with), dB relative to each window's own
+    maximum, scaled as speechmos does; (windows, frames, 120) float32."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=batch, sr=SAMPLE_RATE, n_fft=321, hop_length=160, n_mels=120)
+    db = np.stack([librosa.power_to_db(m, ref=np.max) for m in mel])  # ref per window, not over the batch
+    return ((db + 40) / 40).transpose(0, 2, 1).astype(np.float32)

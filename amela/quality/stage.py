@@ -1,0 +1,112 @@
+"""QualityStage: DNSMOS scores and signal measures per record (a file, or a span of one), for filtering."""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+
+from ..errors import ItemError
+from ..stage import Resources, Stage
+from .config import QualityConfig
+
+DROPPED_KEYS = ("header_error",)
+DNSMOS_FIELDS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
+SIGNAL_FIELDS = ("peak_dbfs", "rms_dbfs", "clipping_ratio", "bandwidth_hz", "dc_offset")
+
+
+def worker_threads() -> int:
+    """This worker's share of the cores: the runner sets OMP_NUM_THREADS to it before setup()."""
+    from ..runtime import available_cpus
+
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else available_cpus()
+
+
+class QualityStage(Stage):
+    name = "quality"
+    config_cls = QualityConfig
+    resources = Resources(cpus_per_worker=1)
+    accepts_directory = True
+    description = ("DNSMOS P.835 (sig, bak, ovrl) and P.808 with the models speechmos ships, plus peak, RMS, clipping, "
+                   "bandwidth and DC offset per file or span; filter on them with `amela filter`")
+
+    def __init__(self, config=None, sink=None):
+        super().__init__(config if config is not None else QualityConfig(), sink)
+        self.dnsmos = None
+        self._counts = {"files": 0, "audio_s": 0.0, "windows": 0, "decode_s": 0.0, "dnsmos_s": 0.0, "cpu_s": 0.0}
+
+    # -- main process ----------------------------------------------------------------------------------------------
+    @classmethod
+    def doctor(cls) -> list[tuple[str, bool, str]]:
+        from .report import doctor_checks
+
+        return doctor_checks()
+
+    def reports(self, outputs: Callable[[], Iterator[dict]]) -> dict[str, bytes]:
+        from .report import build_reports
+
+        return build_reports(outputs(), self.config.dnsmos)
+
+    def summary(self, outputs: Callable[[], Iterator[dict]]) -> dict:
+        from .report import summarize
+
+        return summarize(outputs())
+
+    # -- worker ----------------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        if self.config.dnsmos:
+            from .dnsmos import Dnsmos
+
+            self.dnsmos = Dnsmos(self.config.personalized, worker_threads(), self.config.window_batch)
+
+    def stats(self) -> dict:
+        from ..vad.stage import peak_rss_mb
+
+        return {**self._counts, "peak_rss_mb_max": peak_rss_mb()}
+
+    def process(self, batch: list[dict]) -> list:
+        from .audio import read_span
+
+        cpu = time.process_time()
+        cfg = self.config
+        results: list = []
+        clips, where = [], []
+        for record in batch:
+            t0 = time.perf_counter()
+            try:
+                audio, measures = read_span(record, cfg.channel, cfg.clip_level)
+            except ItemError as exc:
+                results.append(exc)
+                continue
+            self._add("decode_s", time.perf_counter() - t0)
+            results.append(self._record(record, measures))
+            if self.dnsmos is not None:
+                clips.append(audio)
+                where.append(len(results) - 1)
+        if clips:
+            t0 = time.perf_counter()
+            for pos, scores in zip(where, self.dnsmos.score(clips, cfg.hop_s)):
+                out = results[pos]
+                out.update(dnsmos_sig=_r(scores.sig), dnsmos_bak=_r(scores.bak), dnsmos_ovrl=_r(scores.ovrl),
+                           dnsmos_p808=_r(scores.p808), dnsmos_windows=scores.windows)
+                self._counts["windows"] += scores.windows
+            self._add("dnsmos_s", time.perf_counter() - t0)
+        self._add("cpu_s", time.process_time() - cpu)
+        return results
+
+    def _record(self, record: dict, measures: dict) -> dict:
+        duration_s = measures.pop("duration_read_s")
+        out = {k: v for k, v in record.items() if k not in DROPPED_KEYS}
+        if abs(float(record.get("duration") or 0.0) - duration_s) > 1e-3:
+            out["duration"] = round(duration_s, 6)  # the audio that exists (manifest past the end, mp3 estimate)
+        out.update(measures)
+        self._counts["files"] += 1
+        self._add("audio_s", duration_s)
+        return out
+
+    def _add(self, key: str, value: float) -> None:
+        self._counts[key] = round(self._counts[key] + value, 3)
+
+
+def _r(score: float) -> float:
+    return round(score, 5)
