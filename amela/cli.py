@@ -1,4 +1,4 @@
-"""amela: run | run-shard | status | merge | validate | doctor | fetch-models (+ commands stages register).
+"""amela: run | run-shard | status | merge | validate | doctor | fetch-models | filter (+ commands stages register).
 
 Kept light: torch, NeMo and fairseq are imported only inside workers (or by `doctor`), so --help answers at once.
 Exit codes: 0 every item succeeded; 1 the run completed but some items failed (or is incomplete); 2 usage or
@@ -116,6 +116,9 @@ def build_parser(stage_name: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="cache directory (default: $AMELA_CACHE)")
     p.set_defaults(func=cmd_fetch_models)
 
+    from . import filter_cli
+
+    filter_cli.register(sub)
     for module in EXTRA_COMMANDS:
         importlib.import_module(module).register(sub, stage_name)
     return parser

@@ -63,6 +63,12 @@ def test_directory_run_adds_every_field_and_fails_only_the_broken_file(corpus, t
                                                                                 ["dnsmos_ovrl"])
     assert (run / "quality_report.png").read_bytes()[:4] == b"\x89PNG"
     assert "mean_dnsmos_ovrl" in proc.stdout
+    # the run directory is an input of `amela filter` as it stands (its merged quality.jsonl)
+    kept = tmp_path / "wide.jsonl"
+    subprocess.run([sys.executable, "-m", "amela", "filter", str(run), "-o", str(kept), "--where", "bandwidth_hz > 6000"],
+                   check=True, capture_output=True)
+    assert sorted(Path(r["audio_filepath"]).name for r in read_jsonl(kept)) == ["clean.wav", "clipped.wav"]
+    assert [Path(r["record"]["audio_filepath"]).name for r in read_jsonl(tmp_path / "filtered.jsonl")] == ["phone.flac"]
 
 
 def test_spans_are_scored_as_spans_and_signal_only_runs_skip_the_models(corpus, tmp_path):
