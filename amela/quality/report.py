@@ -1,4 +1,4 @@
-"""quality_stats.csv, quality_report.png, the summary figures, and the doctor's checks (main process, no models)."""
+"""quality_stats.csv, quality_report.png and the summary figures, from the merged output records (main process)."""
 from __future__ import annotations
 
 import csv
@@ -74,31 +74,3 @@ def summarize(records: Iterable[dict]) -> dict:
     out.update(records_with_clipping=clipped, records_below_6khz_bandwidth=narrow)
     return out
 
-
-def doctor_checks() -> list[tuple[str, bool, str]]:
-    import os
-
-    checks = []
-    try:
-        import onnxruntime
-
-        checks.append(("onnxruntime", True, f"{onnxruntime.__version__} ({', '.join(onnxruntime.get_available_providers())})"))
-    except Exception as exc:  # noqa: BLE001 - doctor reports, never raises
-        checks.append(("onnxruntime", False, f"{exc}; pip install onnxruntime"))
-    try:
-        import librosa
-
-        checks.append(("librosa (P.808 features)", True, librosa.__version__))
-    except Exception as exc:  # noqa: BLE001
-        checks.append(("librosa (P.808 features)", False, f"{exc}; pip install librosa"))
-    from .dnsmos import MODEL_FILES, model_dir
-
-    try:
-        root = model_dir()
-    except ModuleNotFoundError as exc:
-        return checks + [("DNSMOS model files", False, str(exc))]
-    missing = [os.path.join(*parts) for parts in MODEL_FILES.values() if not os.path.isfile(os.path.join(root, *parts))]
-    checks.append(("DNSMOS model files", not missing, f"in {root}" if not missing else
-                   f"missing in {root}: {', '.join(missing)}; reinstall: pip install --force-reinstall --no-deps "
-                   "speechmos==0.0.1.1"))
-    return checks

@@ -38,9 +38,9 @@ class QualityStage(Stage):
     # -- main process ----------------------------------------------------------------------------------------------
     @classmethod
     def doctor(cls) -> list[tuple[str, bool, str]]:
-        from .report import doctor_checks
+        from .doctor import checks
 
-        return doctor_checks()
+        return checks()
 
     def reports(self, outputs: Callable[[], Iterator[dict]]) -> dict[str, bytes]:
         from .report import build_reports
