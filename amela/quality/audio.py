@@ -46,6 +46,9 @@ def read_span(record: dict, channel: int | None, clip_level: float) -> tuple[np.
         raise ItemError(f"{span.path}: truncated: the header promises {span.frames / span.samplerate:.3f} s from the "
                         f"start of the span, only {span.read / span.samplerate:.3f} s could be decoded")
     audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    if not len(audio):
+        raise ItemError(f"{span.path}: no samples in the span (offset {record.get('offset', 0)} s, duration "
+                        f"{record.get('duration')} s)")
     # Float files may exceed full scale; the models expect [-1, 1] (clipping_ratio reports how much was over).
     np.clip(audio, -1.0, 1.0, out=audio)
     return audio, {**measures.result(), "duration_read_s": span.read / span.samplerate}

@@ -16,7 +16,9 @@ class QualityConfig:
     personalized: bool = option(False, help="the personalised DNSMOS P.835 model (penalises interfering talkers)")
     channel: int | None = option(None, help="use only this channel (0-based); unset: average all channels")
     clip_level: float = option(0.999, help="a sample at or above this magnitude (full scale 1.0) counts as clipped")
-    batch_size: int = option(8, help="records per batch sent to a worker")
+    batch_size: int = option(16, help="at most this many records per batch sent to a worker")
+    batch_s: float = option(300.0, help="at most about this many seconds of audio per batch (a longer record goes "
+                            "alone): a worker holds a batch's 16 kHz samples while it scores them")
     window_batch: int = option(16, help="DNSMOS windows per onnxruntime call")
 
     def check(self) -> None:
@@ -26,6 +28,8 @@ class QualityConfig:
             raise ConfigError(f"quality: channel is a 0-based index, got {self.channel}")
         if not 0.0 < self.clip_level <= 1.0:
             raise ConfigError(f"quality: clip_level must be in (0, 1], got {self.clip_level}")
+        if not self.batch_s > 0:
+            raise ConfigError(f"quality: batch_s must be > 0, got {self.batch_s}")
         for name in ("batch_size", "window_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"quality: {name} must be >= 1, got {getattr(self, name)}")

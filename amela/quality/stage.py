@@ -42,6 +42,20 @@ class QualityStage(Stage):
 
         return checks()
 
+    def batches(self, records: list[dict]) -> list[list[int]]:
+        """Consecutive records, at most batch_size of them and about batch_s seconds of audio."""
+        out, cur, cur_s = [], [], 0.0
+        for i, record in enumerate(records):
+            seconds = float(record.get("duration") or 0.0)
+            if cur and (len(cur) >= self.config.batch_size or cur_s + seconds > self.config.batch_s):
+                out.append(cur)
+                cur, cur_s = [], 0.0
+            cur.append(i)
+            cur_s += seconds
+        if cur:
+            out.append(cur)
+        return out
+
     def reports(self, outputs: Callable[[], Iterator[dict]]) -> dict[str, bytes]:
         from .report import build_reports
 

@@ -90,3 +90,11 @@ def test_bad_files_name_the_file_and_the_problem(tmp_path, content, message):
     with pytest.raises(ItemError, match=message) as err:
         read_span({"audio_filepath": str(path)}, None, 0.999)
     assert str(path) in str(err.value)
+
+
+def test_an_empty_span_is_an_item_error_naming_the_file(tmp_path):
+    path = tmp_path / "a.wav"
+    soundfile.write(path, noise(1.0), SR)
+    with pytest.raises(ItemError, match="no samples in the span") as err:
+        read_span({"audio_filepath": str(path), "offset": 0.5, "duration": 1e-6}, None, 0.999)
+    assert str(path) in str(err.value)

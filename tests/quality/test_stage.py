@@ -94,3 +94,12 @@ def test_spans_are_scored_as_spans_and_signal_only_runs_skip_the_models(corpus, 
 def test_bad_options_are_usage_errors(corpus, tmp_path):
     proc = quality(corpus, "-o", tmp_path / "run", "--hop-s", "0", check=2)
     assert "hop_s must be > 0" in proc.stderr
+
+
+def test_batches_hold_about_batch_s_of_audio():
+    from amela.quality.config import QualityConfig
+    from amela.quality.stage import QualityStage
+
+    durations = [100, 150, 100, 900, 10, 10, 10]
+    stage = QualityStage(QualityConfig(batch_s=300, batch_size=2))
+    assert stage.batches([{"duration": d} for d in durations]) == [[0, 1], [2], [3], [4, 5], [6]]
