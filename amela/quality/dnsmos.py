@@ -8,7 +8,8 @@ window's maximum. What differs is speed: every window of a record (or of several
 batched call, and a longer hop scores fewer windows. Two things exist only off the reference hop: windows are always
 exactly 9.01 s (at the 1 s hop speechmos skips windows whose float end falls one sample short, starting at 7 s, and
 so does this module, to match it), and when the regular windows leave more than `MAX_TAIL_S` at the end unscored,
-one more window ending at the end is added (at the 1 s hop the tail left is always under 2 s: nothing is added).
+one more window ending at the end is added (at the 1 s hop the tail left is always under 2 s: nothing is added);
+and a clip shorter than a window gets just the first window of its doubled copy, which holds all of it.
 """
 from __future__ import annotations
 
@@ -110,7 +111,10 @@ class Dnsmos:
         windows, owner = [], []
         for i, clip in enumerate(clips):
             audio = fill(np.asarray(clip, dtype=np.float32))
-            for s in window_starts(len(audio), hop_s):
+            # A clip shorter than a window lies whole in the first window of its doubled copy; more windows of the
+            # repeats only shift it. Off the reference hop one window is enough.
+            short = len(clip) < WINDOW and hop_s != REFERENCE_HOP_S
+            for s in [0] if short else window_starts(len(audio), hop_s):
                 windows.append(audio[s:s + WINDOW])
                 owner.append(i)
         raw = np.zeros((len(windows), 4), dtype=np.float64)

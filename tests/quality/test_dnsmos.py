@@ -104,3 +104,10 @@ def test_the_stage_equals_speechmos_at_its_hop(tmp_path):
                              ("dnsmos_p808", "p808_mos")):
             assert out[ours] == pytest.approx(float(ref[theirs]), abs=1e-4), (record, ours)
     assert [o["dnsmos_windows"] for o in outputs] == [1, 1, 7]  # 8 on the grid, 1 skipped as speechmos skips them
+
+
+def test_a_short_clip_gets_one_window_off_the_reference_hop():
+    clip = (np.random.default_rng(1).standard_normal(3 * SR) * 0.1).astype(np.float32)
+    scorer = d.Dnsmos(threads=1)
+    assert scorer.score([clip], 9.01)[0].windows == 1
+    assert scorer.score([clip], 1.0)[0].windows == int(math.floor(len(d.fill(clip)) / SR) - d.WINDOW_S) + 1
