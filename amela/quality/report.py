@@ -54,6 +54,8 @@ def plot(values: dict[str, array]) -> bytes:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(f"{title} ({len(data)} records)", fontsize=10)
         ax.set_ylabel("count")
+        ax.locator_params(axis="x", nbins=5)  # long tick labels (DC offset) would overlap
+        ax.yaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png")
