@@ -111,3 +111,15 @@ def test_a_short_clip_gets_one_window_off_the_reference_hop():
     scorer = d.Dnsmos(threads=1)
     assert scorer.score([clip], 9.01)[0].windows == 1
     assert scorer.score([clip], 1.0)[0].windows == int(math.floor(len(d.fill(clip)) / SR) - d.WINDOW_S) + 1
+
+
+@pytest.mark.parametrize("personalized", [False, True])
+def test_one_window_equals_speechmos_with_either_p835_model(personalized):
+    from speechmos import dnsmos
+
+    root = Path(__file__).resolve().parents[2] / "amela" / "data" / "samples"
+    clip, _ = soundfile.read(root / "phrases_clean.flac", dtype="float32")  # 9.9 s: one window at the 1 s hop
+    ours = d.Dnsmos(personalized=personalized).score([clip], 1.0)[0]
+    ref = dnsmos.run(clip, SR, model_type="dnsmos_personalized" if personalized else "dnsmos")
+    for key in ("sig", "bak", "ovrl", "p808"):
+        assert getattr(ours, key) == pytest.approx(float(ref[f"{key}_mos"]), abs=1e-4)
