@@ -166,6 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls, title: str | None = None
         kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
+            kw["type"] = type(f.metadata["choices"][0])  # `--hop-size 160` is the int 160, one of (160, 256)
         if f.metadata.get("const") is not None:
             kw["nargs"], kw["const"] = "?", f.metadata["const"]
         if inner is bool:
