@@ -59,10 +59,26 @@ def old_run_options(old: RunPaths) -> dict:
     spec = load_spec(old)
     if not hasattr(spec.options, "save_probs"):
         raise ConfigError(f"{old.root}: not a VAD run (stage {spec.stage})")
+    if not spec.options.save_probs and spec.stage.endswith(":ResegmentStage"):
+        raise ConfigError(f"{old.root}: a resegment without probabilities of its own; resegment the run it was made "
+                          f"from ({_origin(spec.input)}) instead, with any options")
     if not spec.options.save_probs:
         raise ConfigError(f"{old.root}: its probabilities were not stored; run the VAD with --save-probs "
                           "(e.g. `--save-probs uint8`) to resegment without the model")
-    return to_dict(spec.options)
+    options = to_dict(spec.options)
+    options["save_probs"] = None  # the new run refers to the stored probabilities; --save-probs copies them
+    return options
+
+
+def _origin(manifest: str) -> str:
+    """The run whose probabilities a resegment input manifest points to."""
+    from pathlib import Path
+
+    from ..manifest import iter_jsonl
+
+    for record in iter_jsonl(manifest):
+        return str(Path(record[REF_KEY]["file"]).parents[2])
+    return "?"
 
 
 def check_fixed(old_options: dict, new_options) -> None:

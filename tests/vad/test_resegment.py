@@ -131,6 +131,9 @@ def test_resegment_float32_equals_a_full_rerun(stored, corpus, tmp_path):
     before = (tmp_path / "reseg" / "vad.jsonl").read_bytes()
     amela("vad", "resegment", stored["float32"], "-o", tmp_path / "reseg", *OPTIONS, "--shards", 3, "--no-progress")
     assert (tmp_path / "reseg" / "vad.jsonl").read_bytes() == before
+    assert not list((tmp_path / "reseg" / "shards").glob("*/probs.bin"))  # it refers to the old run's probabilities
+    err = amela("vad", "resegment", tmp_path / "reseg", "-o", tmp_path / "again", check=2).stderr
+    assert f"resegment the run it was made from ({stored['float32']})" in err
 
 
 def test_resegment_with_the_old_options_reproduces_the_old_run(stored, tmp_path):

@@ -151,3 +151,20 @@ def test_default_options_leave_stage_results_unchanged(stage, speech_wav):
     _, flags = NativeVad(load_library(), 256, 0.5).run(audio)
     out = run_stage(stage, [{"audio_filepath": speech_wav, "duration": 0.0}])[0]
     assert out["speech_segments"] == [[round(s, 4), round(e, 4)] for s, e in sg.raw_segments(flags, F)]
+
+
+def test_preset_sits_under_config_and_flags(tmp_path):
+    from amela.cli import _resolve_spec, build_parser
+
+    def options(*extra):
+        args = build_parser("vad").parse_args(["run", "vad", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "r"),
+                                               *extra])
+        return _resolve_spec(args).options
+
+    asr = options("--preset", "asr")
+    assert (asr.neg_threshold, asr.pack_to_s, asr.segments, asr.pad_offset_s) == (0.35, 30.0, True, 0.2)
+    config = tmp_path / "c.yaml"
+    config.write_text("pack_to_s: 20\nthreshold: 0.6\n")
+    mixed = options("--preset", "asr", "--config", str(config), "--threshold", "0.55")
+    assert (mixed.pack_to_s, mixed.threshold, mixed.neg_threshold) == (20.0, 0.55, 0.35)
+    assert options() == VadConfig()
