@@ -78,7 +78,8 @@ def steady_state(tmp: str, preset: str, audio_s: float, rows: dict) -> None:
     over the stored files, against the full run's stage CPU per audio second."""
     from amela.config import from_dict
     from amela.vad.config import VadConfig
-    from amela.vad.resegment import ResegmentStage, stored_records
+    from amela.vad.resegment import ResegmentStage
+    from amela.vad.stored import stored_records
 
     for dtype in ("uint8", "float32"):
         records = list(stored_records(RunPaths(os.path.join(tmp, f"full_{dtype}"))))

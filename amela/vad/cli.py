@@ -63,8 +63,8 @@ def cmd_resegment(args) -> int:
     from ..paths import RunPaths
     from ..runner import RunOptions, RunSpec
     from .config import VadConfig
-    from .resegment import check_fixed, old_run_options, write_input
     from .stage import PRESETS
+    from .stored import check_fixed, old_run_options, write_input
 
     old, new = RunPaths(args.old_run), RunPaths(args.run_dir)
     if old.root == new.root:
