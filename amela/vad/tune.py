@@ -67,7 +67,7 @@ def _model_run(items, tune_dir: str, hop_size: int, workers, show_progress: bool
     return paths
 
 
-def _load(items, run_paths):
+def _load(items, run_paths, own_run: bool):
     """Scored items for the labelled spans that have stored probabilities (hop size from the run)."""
     from ..runner.blobs import iter_index, read
     from .probs import decode
@@ -86,7 +86,9 @@ def _load(items, run_paths):
         name = os.path.basename(it.key[0]) + (f"@{it.key[1]:g}" if it.key[1] else "")
         out.append(scored(name, probs, e["duration_s"], e["offset_s"], it.speech))
     if missing:
-        logger.warning("%d labelled file(s) have no stored probabilities and are left out: %s", len(missing),
+        hint = (" (TUNE_DIR/vad_run was made for other files, or they failed there: a new TUNE_DIR runs the model "
+                "on the current ones)" if own_run else "")
+        logger.warning("%d labelled file(s) have no stored probabilities and are left out%s: %s", len(missing), hint,
                        ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
     return out, hops
 
@@ -106,7 +108,7 @@ def cmd_tune(args) -> int:
     os.makedirs(args.tune_dir, exist_ok=True)
     run_paths = (RunPaths(args.probs_from) if args.probs_from
                  else _model_run(items, args.tune_dir, args.hop_size, args.workers, not args.no_progress))
-    scored_items, hops = _load(items, run_paths)
+    scored_items, hops = _load(items, run_paths, not args.probs_from)
     if not scored_items:
         raise ConfigError(f"{args.labelled}: no labelled file has stored probabilities in {run_paths.root}")
     if len(hops) > 1:
