@@ -22,7 +22,8 @@ logger = logging.getLogger("amela")
 BACKENDS = ("local", "sbatch", "submitit")
 # Modules with register(subparsers, stage_name) adding commands (kept light to import). stage_name is the STAGE typed
 # after a command of STAGED_COMMANDS, whose options depend on the stage (parsed in one pass, flags from its config).
-EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli")  # amela prepare (the first step of hand-written SLURM scripts)
+# slurm_cli: amela prepare (the first step of hand-written SLURM scripts); vad.cli: amela vad probs|resegment|tune
+EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli", "amela.vad.cli")
 STAGED_COMMANDS = ("run", "prepare")
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -64,6 +65,9 @@ def _run_parser(sub, stage_name: str | None, name: str = "run", help: str = "run
         if mod is not None and hasattr(mod, "add_arguments"):
             mod.add_arguments(p)
     if stage_cls is not None:
+        if stage_cls.presets:
+            p.add_argument("--preset", choices=sorted(stage_cls.presets), default=None,
+                           help="a named set of stage options (under --config and flags); see the stage's docs")
         cfg.add_arguments(p, stage_cls.config_cls, f"{stage_cls.name} options")
     p.set_defaults(func=cmd_run, stage_cls=stage_cls)
     return p
@@ -134,7 +138,8 @@ def _resolve_spec(args):
             yaml_opts, yaml_run = data.get("options") or {}, data.get("run") or {}
         else:
             yaml_opts = data
-    options = cfg.from_dict(stage_cls.config_cls, {**yaml_opts, **cfg.pick(args, stage_cls.config_cls)},
+    preset = stage_cls.presets.get(getattr(args, "preset", None) or "", {})
+    options = cfg.from_dict(stage_cls.config_cls, {**preset, **yaml_opts, **cfg.pick(args, stage_cls.config_cls)},
                             f"{stage_cls.name} options")
     run = cfg.from_dict(RunOptions, {**yaml_run, **cfg.pick(args, RunOptions)}, "run options")
     stage = args.stage if getattr(args, "stage", None) else stage_spec(stage_cls)
@@ -142,9 +147,14 @@ def _resolve_spec(args):
 
 
 def cmd_run(args) -> int:
+    return run_spec(_resolve_spec(args), args)
+
+
+def run_spec(spec, args) -> int:
+    """Prepare, run and merge `spec` into args.run_dir (or hand it to args.backend); also used by commands that
+    build their own spec (e.g. `amela vad resegment`)."""
     from .runner import locked, merge, prepare
 
-    spec = _resolve_spec(args)
     paths = RunPaths(args.run_dir)
     paths.root.mkdir(parents=True, exist_ok=True)
     if args.backend != "local":

@@ -15,6 +15,7 @@ from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths, ShardPaths
 from ..progress import Progress
 from ..stage import Output, Stage
+from . import blobs as blobio
 from . import shardio
 
 logger = logging.getLogger("amela.runner")
@@ -71,7 +72,8 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
     write_bytes_atomic(sp.dir / "ATTEMPT", dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": t0,
                                                   "slurm_job": os.environ.get("SLURM_JOB_ID")}))
     streams = stage.output_streams()
-    files = [sp.output, sp.failures] + [sp.stream(s) for s in streams]
+    blob_names = stage.output_blobs()
+    files = [sp.output, sp.failures] + [sp.stream(s) for s in streams] + [sp.blob_index(b) for b in blob_names]
     for f in files:
         dropped = shardio.recover(f)
         if dropped:
@@ -92,10 +94,14 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
                         enabled=show_progress)
     out, fail = shardio.Appender(sp.output), shardio.Appender(sp.failures)
     extra = {s: shardio.Appender(sp.stream(s)) for s in streams}
+    blob_out = {b: blobio.BlobWriter(sp.blob(b), sp.blob_index(b), done) for b in blob_names}
     try:
         for idx, outcome in pool.run(work):
             record = by_idx[idx]
             if isinstance(outcome, Output):
+                for name, blob in outcome.blobs.items():
+                    if name in blob_out:
+                        blob_out[name].write(idx, record, blob)
                 for name, rows in outcome.streams.items():
                     if name in extra:
                         for row in rows:
@@ -109,7 +115,7 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
                     logger.debug("item %d traceback:\n%s", idx, outcome.traceback)
             progress.update(record["duration"], not isinstance(outcome, Output))
     finally:
-        for a in (out, fail, *extra.values()):
+        for a in (out, fail, *extra.values(), *blob_out.values()):
             a.close()
         progress.close()
     return _finalize(sp, index, inputs, files, t0, pool, baseline)
