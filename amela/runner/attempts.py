@@ -1,0 +1,46 @@
+"""Each attempt at a shard, appended to shards/NNNNN/attempts.jsonl: when it started and how it ended.
+
+ATTEMPT holds only the latest start; the report's shard timeline needs every try (requeues, preemptions, crashes).
+A start line without an end line is an attempt that was killed outright (SIGKILL, node failure, out of time).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+from importlib import metadata
+
+from ..manifest import dumps
+
+ATTEMPTS = "attempts.jsonl"
+# Distributions whose versions decide results; recorded once per attempt (cheap: metadata only, no imports).
+VERSIONED = ("amela", "numpy", "torch", "ten-vad", "nemo_toolkit", "fairseq", "onnxruntime", "soundfile", "soxr")
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _append(shard_dir, row: dict) -> None:
+    with open(os.path.join(shard_dir, ATTEMPTS), "ab", buffering=0) as fh:
+        fh.write(dumps(row) + b"\n")  # one write: concurrent readers never see half a line
+
+
+def record_start(shard_dir, started_at: float) -> None:
+    _append(shard_dir, {"event": "start", "t": started_at, "host": socket.gethostname(), "pid": os.getpid(),
+                        "slurm_job": os.environ.get("SLURM_JOB_ID"),
+                        "slurm_array_task": os.environ.get("SLURM_ARRAY_TASK_ID"),
+                        "slurm_restart_count": int(os.environ.get("SLURM_RESTART_COUNT") or 0),
+                        "versions": versions()})
+
+
+def record_end(shard_dir, outcome: str, detail: str = "") -> None:
+    """outcome: done, interrupted (a signal: preemption, scancel, Ctrl-C) or error."""
+    _append(shard_dir, {"event": "end", "t": time.time(), "pid": os.getpid(), "outcome": outcome, "detail": detail})
