@@ -96,8 +96,11 @@ def build_parser(stage_name: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_run_shard)
 
-    p = sub.add_parser("status", help="done / running / failed / missing shards and what to resubmit")
+    p = sub.add_parser("status", help="done / running / failed / missing shards, throughput, ETA, what to resubmit")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--watch", nargs="?", type=float, const=10.0, default=None, metavar="SECONDS",
+                   help="repeat every SECONDS (default 10) until the run is complete: in place on a terminal, "
+                   "as plain timestamped blocks otherwise (logs, pipes)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("merge", help="merge finished shards into RUN_DIR/<stage>.jsonl, failures.jsonl, stats.json")
@@ -190,7 +193,19 @@ def cmd_run_shard(args) -> int:
 
 
 def cmd_status(args) -> int:
+    if args.watch is None:
+        return _status_once(args)
+    from .status_watch import watch
+
+    try:
+        return watch(lambda: _status_once(args), args.watch)
+    except Interrupted:  # Ctrl-C ends watching; the run itself is not touched
+        return EXIT_OK
+
+
+def _status_once(args) -> int:
     from .runner import array_list, run_status
+    from .runner.eta import progress_line
 
     paths = RunPaths(args.run_dir)
     if paths.slurm_jobs.exists():  # submitted to SLURM: add the scheduler's view
@@ -208,6 +223,7 @@ def cmd_status(args) -> int:
         idx = by_state.get(state, [])
         print(f"  {state:8s} {len(idx):5d}" + (f"  [{array_list(idx)}]" if idx and state != "done" else ""))
     print(f"  items: {ok} ok, {failed} failed, {st.items - ok - failed} not yet processed")
+    print(progress_line(paths, st))
     for s in st.shards:
         if s.state in ("failed", "missing") and s.detail:
             print(f"  shard {s.index}: {s.detail}")

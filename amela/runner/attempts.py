@@ -44,3 +44,33 @@ def record_start(shard_dir, started_at: float) -> None:
 def record_end(shard_dir, outcome: str, detail: str = "") -> None:
     """outcome: done, interrupted (a signal: preemption, scancel, Ctrl-C) or error."""
     _append(shard_dir, {"event": "end", "t": time.time(), "pid": os.getpid(), "outcome": outcome, "detail": detail})
+
+
+def read(shard_dir) -> list[dict]:
+    """The rows of attempts.jsonl; a torn last line (a writer killed mid-write) is skipped."""
+    from ..manifest import loads
+
+    rows = []
+    try:
+        with open(os.path.join(shard_dir, ATTEMPTS), "rb") as fh:
+            for line in fh:
+                try:
+                    rows.append(loads(line))
+                except ValueError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return rows
+
+
+def spans(shard_dir, now: float) -> list[tuple[float, float]]:
+    """(start, end) of each attempt; an attempt without an end line ends at the next start, or `now`."""
+    out: list[list[float]] = []
+    for row in read(shard_dir):
+        if row.get("event") == "start":
+            if out and out[-1][1] is None:
+                out[-1][1] = row["t"]
+            out.append([row["t"], None])
+        elif row.get("event") == "end" and out and out[-1][1] is None:
+            out[-1][1] = row["t"]
+    return [(s, e if e is not None else max(now, s)) for s, e in out]

@@ -60,6 +60,7 @@ def echo_run(tmp_path_factory):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, out + err
+    (root / "status.txt").write_text(amela("status", run, check=1, env=env).stdout)
     partial = amela("report", run, "-o", root / "partial.html", check=0, env=env)
     assert "report:" in partial.stdout
     amela(*echo_args(manifest, run), check=1, env=env)  # resume; exit 1: items failed
