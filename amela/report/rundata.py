@@ -13,8 +13,7 @@ import yaml
 
 from ..manifest import iter_jsonl, loads
 from ..paths import RunPaths
-from ..runner import shardio
-from ..runner.attempts import ATTEMPTS
+from ..runner import attempts, shardio
 
 EXAMPLES_PER_REASON = 3
 MAX_REASONS = 40  # beyond this, reasons are folded into one "other reasons" row (counts stay exact)
@@ -116,7 +115,7 @@ def _shard(paths: RunPaths, st) -> Shard:
 
 
 def _attempts(sp, state: str, log: Path) -> list[Attempt]:
-    rows = list(_rows(sp.dir / ATTEMPTS))
+    rows = attempts.read(sp.dir)
     out: list[Attempt] = []
     for row in rows:
         if row.get("event") == "start":
@@ -142,19 +141,6 @@ def _attempts(sp, state: str, log: Path) -> list[Attempt]:
     return out
 
 
-def _rows(path: Path) -> Iterator[dict]:
-    try:
-        with open(path, "rb") as fh:
-            for line in fh:
-                if line.endswith(b"\n"):
-                    try:
-                        yield loads(line)
-                    except ValueError:
-                        continue  # a torn line from a killed writer: the attempt still shows from its start
-    except FileNotFoundError:
-        return
-
-
 def _flag_stragglers(shards: list[Shard]) -> None:
     walls = [s.wall_s for s in shards if s.wall_s]
     if len(walls) < 3:
@@ -169,7 +155,7 @@ def _versions(paths: RunPaths, shards: list[Shard]) -> tuple[dict, list[str]]:
     seen: dict[str, set] = {}
     first: dict = {}
     for s in shards:
-        for row in _rows(paths.shard(s.index).dir / ATTEMPTS):
+        for row in attempts.read(paths.shard(s.index).dir):
             v = row.get("versions")
             if v:
                 first = first or v

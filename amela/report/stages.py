@@ -271,7 +271,7 @@ class QualitySection(Section):
     def __init__(self, options: dict):
         super().__init__(options)
         self.fields: dict[str, tuple[Reservoir, list]] = {}
-        self.strata: Strata | None = None
+        self.pool = Reservoir(2000, seed=13)  # (main score, record): quartile bands at the end (range unknown)
         self.main: str | None = None
 
     @staticmethod
@@ -292,9 +292,7 @@ class QualitySection(Section):
         if self.main is None:
             self.main = next(iter(s))
         if self.main in s:
-            if self.strata is None:
-                self.strata = _quantile_strata(s[self.main])
-            self.strata.add(s[self.main], r)
+            self.pool.add((s[self.main], r))
 
     def html(self) -> str:
         rows, figs = [], []
@@ -308,18 +306,14 @@ class QualitySection(Section):
         return section(self.id, self.title, body, self.n)
 
     def listen(self):
-        return f"{self.main} band", (self.strata.picks(12) if self.strata else [])
-
-
-def _quantile_strata(first: float) -> Strata:
-    """Bands for a score whose range is unknown in advance: fixed-width bands around common score scales."""
-    if 0 <= first <= 1:
-        edges = [-1e9, 0.2, 0.4, 0.6, 0.8, 1e9]
-    elif 0 <= first <= 5:
-        edges = [-1e9, 1, 2, 3, 4, 1e9]
-    else:
-        edges = [-1e9, 0, 10, 20, 30, 1e9]
-    return Strata(bands(edges, "{:g}"), 3)
+        """Quartiles of the main score (its range is not known in advance), three records from each."""
+        ranked = sorted(self.pool.items, key=lambda t: t[0])
+        if not ranked:
+            return f"{self.main} band", []
+        q = [ranked[len(ranked) * k // 4:len(ranked) * (k + 1) // 4] for k in range(4)]
+        strata = [(f"{part[0][0]:.3g}–{part[-1][0]:.3g}", [r for _, r in part]) for part in q if part]
+        picks = [(label, recs[(len(recs) * j) // 3]) for j in range(3) for label, recs in strata if recs]
+        return f"{self.main} quartile", picks[:12]
 
 
 def sections_for(stage: str, options: dict) -> list[Section]:

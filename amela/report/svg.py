@@ -68,7 +68,7 @@ def timeline(rows: list[tuple[str, list[tuple[float, float, str, str]], bool]], 
     n = len(rows)
     row_h = max(2.0, min(16.0, 560.0 / max(n, 1)))
     lw, width = 64, 1000
-    pw = width - lw - 24
+    pw = width - lw - 70  # room for a 'straggler' label after the longest bar
     height = n * row_h + 34
     span = max(t1 - t0, 1e-6)
     parts = [f'<svg class="timeline" viewBox="0 0 {width} {height:.0f}" role="img" aria-label="shard timeline">']
