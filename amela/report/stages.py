@@ -65,24 +65,26 @@ class VadSection(Section):
         self.speech_s = self.audio_s = 0.0
         self.segment_n = self.split_files = self.flagged_ns = self.flagged_1m = 0
 
-    def add(self, r: dict) -> None:
-        super().add(r)
-        ratio = float(r.get("speech_ratio", 0))
+    def add(self, r: dict) -> None:  # the hot path of a million-record report: kept flat
+        self.n += 1
+        dur = r.get("duration") or 0
+        self.durations.add(dur)
+        ratio = r.get("speech_ratio") or 0
         self.ratio.add(ratio)
-        segs = r.get("speech_segments") or []
-        for s, t in segs:
-            self.segments.add(t - s)
-        self.segment_n += len(segs)
-        self.speech_s += float(r.get("speech_s") or 0)
-        self.audio_s += float(r.get("duration") or 0)
-        self.flagged_ns += bool(r.get("flagged_ns"))
-        self.flagged_1m += bool(r.get("flagged_1m"))
-        slim = {k: r.get(k) for k in ("audio_filepath", "offset", "duration", "speech_ratio", "speech_segments",
-                                      "split_points", "speech_segment_count") if k in r}
-        self.strata.add(ratio, slim)
+        segs = r.get("speech_segments")
+        if segs:
+            self.segments.extend([t - s for s, t in segs])
+            self.segment_n += len(segs)
+        self.speech_s += r.get("speech_s") or 0
+        self.audio_s += dur
+        if r.get("flagged_ns"):
+            self.flagged_ns += 1
+        if r.get("flagged_1m"):
+            self.flagged_1m += 1
+        self.strata.add(ratio, r)  # the record itself: a reservoir keeps only a few dozen
         if r.get("split_points"):
             self.split_files += 1
-            self.with_splits.add(slim)
+            self.with_splits.add(r)
 
     def _strip_sample(self) -> list[tuple[str, dict]]:
         picks = self.strata.picks(STRIPS)
@@ -271,13 +273,22 @@ class QualitySection(Section):
     def __init__(self, options: dict):
         super().__init__(options)
         self.fields: dict[str, tuple[Reservoir, list]] = {}
+        self._flat_keys: dict[tuple, tuple] = {}  # key layout -> its quality_* keys (records share a few layouts)
         self.pool = Reservoir(2000, seed=13)  # (main score, record): quartile bands at the end (range unknown)
         self.main: str | None = None
 
-    @staticmethod
-    def scores(r: dict) -> dict:
-        out = {f"quality.{k}": v for k, v in (r.get("quality") or {}).items()} if isinstance(r.get("quality"), dict) else {}
-        out.update({k: v for k, v in r.items() if k.startswith("quality_")})
+    def scores(self, r: dict) -> dict:
+        layout = tuple(r)
+        flat = self._flat_keys.get(layout)
+        if flat is None:
+            if len(self._flat_keys) > 4096:
+                self._flat_keys.clear()
+            flat = self._flat_keys[layout] = tuple(k for k in layout if k.startswith("quality_"))
+        q = r.get("quality")
+        if not flat and not isinstance(q, dict):
+            return {}
+        out = {f"quality.{k}": v for k, v in q.items()} if isinstance(q, dict) else {}
+        out.update({k: r[k] for k in flat})
         return {k: float(v) for k, v in out.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
     def add(self, r: dict) -> None:
