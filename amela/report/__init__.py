@@ -45,5 +45,4 @@ def write_after_run(run_dir) -> Path | None:
         logger.warning("could not write the run report: %s: %s (retry with `amela report %s`)",
                        type(exc).__name__, exc, run_dir)
         return None
-    logger.info("report: %s", path)
     return path
