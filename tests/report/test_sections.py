@@ -115,3 +115,23 @@ def test_streaming_aggregates():
     assert [c for _, c in s.counts()] == [50, 50]  # 0.00..0.49 and 0.50..0.99
     picks = s.picks(4)
     assert [b for b, _ in picks] == ["0–0.5", "0.5–1", "0–0.5", "0.5–1"]  # round-robin over the bands
+
+
+def test_model_files_are_listed_with_sha256_once(tmp_path):
+    import hashlib
+
+    from amela.report.models import CACHE, model_rows
+
+    dense, km = tmp_path / "hubert.pt", tmp_path / "km.npy"
+    dense.write_bytes(b"weights" * 1000)
+    km.write_bytes(b"centroids")
+    options = {"dense": str(dense), "kmeans": str(km), "vocoder": "no-such-vocoder", "mode": "encode"}
+    rows = model_rows("s2s", options, tmp_path)
+    by_key = {r[0]: r for r in rows}
+    assert by_key["dense"][3] == hashlib.sha256(dense.read_bytes()).hexdigest()
+    assert by_key["kmeans"][3] == hashlib.sha256(b"centroids").hexdigest()
+    assert by_key["vocoder"][3] == "" and "not found here" in by_key["vocoder"][4]
+    assert (tmp_path / CACHE).exists()
+    km.write_bytes(b"other centroids")  # a changed file (size, mtime) is hashed again
+    assert {r[0]: r for r in model_rows("s2s", options, tmp_path)}["kmeans"][3] == \
+        hashlib.sha256(b"other centroids").hexdigest()
