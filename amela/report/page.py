@@ -14,6 +14,13 @@ MAX_SHARD_ROWS = 60  # more shards: the table lists only those worth a look (not
 
 
 def build(data: RunData, listening: bool = True) -> str:
+    body, nav = run_body(data, listening)
+    return _page(data, body, nav)
+
+
+def run_body(data: RunData, listening: bool = True) -> tuple[str, list[tuple[str, str]]]:
+    """The sections of one run and their (id, title) for the navigation: what a pipeline report (issue 11) will
+    place once per step, after its funnel."""
     sections = sections_for(data.stage, data.options)
     for record in data.outputs():
         for s in sections:
@@ -27,7 +34,7 @@ def build(data: RunData, listening: bool = True) -> str:
     nav = [("overview", "Overview"), ("shards", "Shards"), ("failures", "Failures")]
     nav += [(s.id, s.title) for i, s in enumerate(sections) if i == 0 or s.n]
     nav += [("listening", "Listening")] if listening else []
-    return _page(data, "".join(parts), nav)
+    return "".join(parts), nav
 
 
 def _utc(t: float | None) -> str:
