@@ -65,6 +65,8 @@ def test_s2s_section_pairs_source_and_resynthesis(tmp_path):
     clips = re.findall(r'base64,([A-Za-z0-9+/=]+)"', html)
     decoded = [sf.info(__import__("io").BytesIO(base64.b64decode(c))) for c in clips]
     assert [round(d.duration, 1) for d in decoded] == [3.0, 2.9] and all(d.format == "OGG" for d in decoded)
+    sizes = [len(base64.b64decode(c)) for c in clips]
+    assert sizes[0] / 3.0 < 4000 and sizes[1] / 2.9 < 4000  # low bit rate: ~16 kbit/s is ~2 KB per second
 
 
 def test_quality_scores_found_in_any_stage_output():
