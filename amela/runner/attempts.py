@@ -5,6 +5,7 @@ A start line without an end line is an attempt that was killed outright (SIGKILL
 """
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import socket
@@ -14,6 +15,7 @@ from importlib import metadata
 from ..manifest import dumps
 
 ATTEMPTS = "attempts.jsonl"
+logger = logging.getLogger("amela.runner")
 # Distributions whose versions decide results; recorded once per attempt (cheap: metadata only, no imports).
 VERSIONED = ("amela", "numpy", "torch", "ten-vad", "nemo_toolkit", "fairseq", "onnxruntime", "soundfile", "soxr")
 
@@ -29,8 +31,11 @@ def versions() -> dict:
 
 
 def _append(shard_dir, row: dict) -> None:
-    with open(os.path.join(shard_dir, ATTEMPTS), "ab", buffering=0) as fh:
-        fh.write(dumps(row) + b"\n")  # one write: concurrent readers never see half a line
+    try:
+        with open(os.path.join(shard_dir, ATTEMPTS), "ab", buffering=0) as fh:
+            fh.write(dumps(row) + b"\n")  # one write: concurrent readers never see half a line
+    except OSError as exc:  # a diagnostic record must never fail (or mask the error of) the shard itself
+        logger.warning("could not record the shard attempt in %s: %s", shard_dir, exc)
 
 
 def record_start(shard_dir, started_at: float) -> None:
