@@ -107,3 +107,34 @@ def test_report_can_be_switched_off(tmp_path):
     assert not (tmp_path / "b" / "report.html").exists()
     amela("merge", tmp_path / "b", check=0)
     assert (tmp_path / "b" / "report.html").exists()  # the merge job writes it too (unless switched off)
+
+
+def test_killed_runner_shows_a_killed_attempt_and_a_failed_shard(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.core.helpers import amela, make_manifest
+
+    from .conftest import STAGE
+
+    manifest, run = make_manifest(tmp_path / "m.jsonl", 6), tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "amela", "run", STAGE, str(manifest), "-o", str(run), "--sleep-s",
+                             "0.3", "--batch-size", "1", "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not any(p.stat().st_size for p in run.glob("shards/*/output.partial")):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(0.3)  # the worker follows its parent (PDEATHSIG)
+    data = rundata.load(run)
+    (shard,) = data.shards
+    assert shard.state == "failed" and [a.outcome for a in shard.attempts] == ["killed"]
+    out = tmp_path / "r.html"
+    amela("report", run, "-o", out, check=0)
+    html = out.read_text()
+    assert sections(html)["overview"] == shard.ok >= 1  # what was written before the kill is in the report
+    assert "<td>failed</td>" in html and "killed: " in html
