@@ -32,6 +32,11 @@ def test_watch_prints_blocks_until_the_run_completes(tmp_path):
         while not any(p.stat().st_size for p in run.glob("shards/*/output.partial")):
             assert time.time() < deadline
             time.sleep(0.05)
+        from amela.report import rundata
+
+        live = rundata.load(run)  # a report of a running run: the running attempt drawn up to now
+        assert [s.state for s in live.shards] == ["running"] and live.shards[0].attempts[-1].outcome == "running"
+        assert live.stats is None
         watch = amela("status", run, "--watch", "0.5", check=0, timeout=120)
     finally:
         proc.wait(timeout=60)
