@@ -15,8 +15,8 @@ from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths, ShardPaths
 from ..progress import Progress
 from ..stage import Output, Stage
+from . import attempts, shardio
 from . import blobs as blobio
-from . import shardio
 
 logger = logging.getLogger("amela.runner")
 
@@ -63,7 +63,15 @@ def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bo
     with locked(sp.lock, f"shard {index} of {paths.root}"), shard_log(paths, index):
         if sp.done.exists():
             return loads(sp.stats.read_bytes())
-        return _run(paths, sp, index, stage, pool, show_progress)
+        attempts.record_start(sp.dir, time.time())
+        try:
+            stats = _run(paths, sp, index, stage, pool, show_progress)
+        except BaseException as exc:  # recorded for the report's timeline, then re-raised untouched
+            attempts.record_end(sp.dir, "error" if isinstance(exc, Exception) else "interrupted",
+                                f"{type(exc).__name__}: {exc}")
+            raise
+        attempts.record_end(sp.dir, "done")
+        return stats
 
 
 def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_progress: bool) -> dict:
