@@ -27,11 +27,11 @@ class S2SStage(Stage):
     resources = Resources(cpus_per_worker=4, gpus_per_worker=1)
     accepts_directory = True
     description = "discrete speech units (HuBERT + k-means) and unit HiFi-GAN resynthesis on fairseq checkpoints"
+    scorer = None  # --quality: DNSMOS of resynthesised and source audio, built in setup()
 
     def __init__(self, config, sink=None):
         super().__init__(config, sink)
         self.reader = self.quantizer = self.vocoder = None
-        self.scorer = None  # --quality: DNSMOS of resynthesised and source audio
         self._stats: dict = {}
 
     # -- main process ------------------------------------------------------------------------------------------------
