@@ -1,6 +1,6 @@
 """One pass over a record's span: the signal measures at the file's own rate, and the 16 kHz mono float32 samples
-DNSMOS scores. The span checks and their messages (missing, empty, unreadable file, offset past the end) are the
-VAD stage's; blocks keep the decoding buffer small on long files (the 16 kHz copy is what stays in memory)."""
+DNSMOS scores, block by block. The span checks and their messages (missing, empty, unreadable file, offset past the
+end) are the VAD stage's."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +13,9 @@ from .signal import SignalMeasures
 BLOCK_S = 30.0
 
 
-def read_span(record: dict, channel: int | None, clip_level: float) -> tuple[np.ndarray, dict]:
-    """(16 kHz mono float32 in [-1, 1], signal measures) of the record's span."""
+def read_span(record: dict, channel: int | None, clip_level: float, on_block=None) -> tuple[np.ndarray | None, dict]:
+    """(16 kHz mono float32 in [-1, 1], signal measures) of the record's span. With `on_block`, each 16 kHz block
+    goes to it as it is decoded and none is kept (the audio returned is None): memory stays flat on long files."""
     import soxr
 
     fh, span = open_span(record, channel)
@@ -38,20 +39,29 @@ def read_span(record: dict, channel: int | None, clip_level: float) -> tuple[np.
             measures.add(data, mono)
             left -= len(data)
             span.read += len(data)
-            pieces.append(stream.resample_chunk(mono, last=left <= 0) if stream else mono)
+            _deliver(stream.resample_chunk(mono, last=left <= 0) if stream else mono, pieces, on_block)
     if stream is not None and left > 0:  # the file ended before the span did: flush the resampler
-        pieces.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        _deliver(stream.resample_chunk(np.zeros(0, np.float32), last=True), pieces, on_block)
     missing = span.frames - span.read
     if missing > max(0.5 * span.samplerate, 0.01 * span.frames):
         raise ItemError(f"{span.path}: truncated: the header promises {span.frames / span.samplerate:.3f} s from the "
                         f"start of the span, only {span.read / span.samplerate:.3f} s could be decoded")
-    audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-    if not len(audio):
+    if not span.read:
         raise ItemError(f"{span.path}: no samples in the span (offset {record.get('offset', 0)} s, duration "
                         f"{record.get('duration')} s)")
-    # Float files may exceed full scale; the models expect [-1, 1] (clipping_ratio reports how much was over).
-    np.clip(audio, -1.0, 1.0, out=audio)
+    audio = None if on_block else (np.concatenate(pieces) if pieces else np.zeros(0, np.float32))
     return audio, {**measures.result(), "duration_read_s": span.read / span.samplerate}
+
+
+def _deliver(block: np.ndarray, pieces: list, on_block) -> None:
+    if not len(block):
+        return
+    # Float files may exceed full scale; the models expect [-1, 1] (clipping_ratio reports how much was over).
+    block = np.clip(block, -1.0, 1.0)
+    if on_block is not None:
+        on_block(block)
+    else:
+        pieces.append(block)
 
 
 def _read(fh, span, frames: int) -> np.ndarray:

@@ -18,7 +18,7 @@ class QualityConfig:
     clip_level: float = option(0.999, help="a sample at or above this magnitude (full scale 1.0) counts as clipped")
     batch_size: int = option(16, help="at most this many records per batch sent to a worker")
     batch_s: float = option(300.0, help="at most about this many seconds of audio per batch (a longer record goes "
-                            "alone): a worker holds a batch's 16 kHz samples while it scores them")
+                            "alone), so that long files spread over the workers")
     window_batch: int = option(16, help="DNSMOS windows per onnxruntime call")
 
     def check(self) -> None:

@@ -107,32 +107,109 @@ class Dnsmos:
         self.poly = [np.poly1d(c) for c in POLY[personalized]]
 
     def score(self, clips: list[np.ndarray], hop_s: float) -> list[Scores]:
-        """Mean scores per clip (16 kHz mono float32 in [-1, 1]); all windows of all clips batched together."""
-        windows, owner = [], []
+        """Mean scores per clip (16 kHz mono float32 in [-1, 1]); the windows of all clips batched together."""
+        batch = Batch(self, hop_s)
         for i, clip in enumerate(clips):
-            audio = fill(np.asarray(clip, dtype=np.float32))
-            # A clip shorter than a window lies whole in the first window of its doubled copy; more windows of the
-            # repeats only shift it. Off the reference hop one window is enough.
-            short = len(clip) < WINDOW and hop_s != REFERENCE_HOP_S
-            for s in [0] if short else window_starts(len(audio), hop_s):
-                windows.append(audio[s:s + WINDOW])
-                owner.append(i)
-        raw = np.zeros((len(windows), 4), dtype=np.float64)
-        for b in range(0, len(windows), self.window_batch):
-            raw[b:b + self.window_batch] = self._run(windows[b:b + self.window_batch])
-        owner_arr = np.asarray(owner)
-        out = []
-        for i in range(len(clips)):
-            rows = raw[owner_arr == i]
-            sig, bak, ovrl = (float(np.mean(p(rows[:, k]))) for k, p in enumerate(self.poly))
-            out.append(Scores(sig, bak, ovrl, float(np.mean(rows[:, 3])), len(rows)))
-        return out
+            stream = batch.record(i)
+            stream.add(np.asarray(clip, dtype=np.float32))
+            stream.finish()
+        results = batch.results()
+        return [results[i] for i in range(len(clips))]
 
     def _run(self, windows: list[np.ndarray]) -> np.ndarray:
         batch = np.stack(windows)
         p835 = self.p835.run(None, {"input_1": batch})[0]
         p808 = self.p808.run(None, {"input_1": mel_features(batch[:, :-160])})[0]
         return np.concatenate([p835.astype(np.float64), p808.astype(np.float64)], axis=1)
+
+
+class Batch:
+    """The windows of several records, scored in batches of `window_batch` as they come: a record's audio arrives
+    block by block (`record(key).add(block)`, then `.finish()`), so only a window's worth of it is ever held here."""
+
+    def __init__(self, dnsmos: Dnsmos, hop_s: float):
+        self.dnsmos, self.hop_s = dnsmos, hop_s
+        self.pending: list[tuple[tuple, np.ndarray]] = []  # ((key, start), window) not yet scored
+        self.raw: dict[tuple, np.ndarray] = {}  # (key, start) -> raw sig, bak, ovrl, p808
+        self.final: dict = {}  # key -> the starts whose scores make the record's mean
+
+    def record(self, key) -> RecordWindows:
+        return RecordWindows(self, key)
+
+    def enqueue(self, key, start: int, window: np.ndarray) -> None:
+        self.pending.append(((key, start), window))
+        if len(self.pending) >= self.dnsmos.window_batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            rows = self.dnsmos._run([w for _, w in self.pending])
+            self.raw.update(zip((k for k, _ in self.pending), rows))
+            self.pending = []
+
+    def results(self) -> dict:
+        """key -> Scores for every finished record (the mean over its windows, in window order)."""
+        self.flush()
+        out = {}
+        for key, starts in self.final.items():
+            rows = np.stack([self.raw[(key, s)] for s in starts])
+            sig, bak, ovrl = (float(np.mean(p(rows[:, k]))) for k, p in enumerate(self.dnsmos.poly))
+            out[key] = Scores(sig, bak, ovrl, float(np.mean(rows[:, 3])), len(rows))
+        return out
+
+
+class RecordWindows:
+    """One record's windows from its blocks. Windows of the regular grid go out as soon as they are complete; the
+    buffer keeps only what a later window (or the end-aligned tail window) still needs. At the end, the record's
+    window list is `window_starts()` of its length (so at the reference hop, exactly speechmos's windows)."""
+
+    def __init__(self, batch: Batch, key):
+        self.batch, self.key = batch, key
+        self.buf = np.zeros(0, dtype=np.float32)
+        self.buf_start = 0  # sample index of buf[0]
+        self.total = 0
+        self.k = 0  # next index on the regular grid
+        self.emitted: set[int] = set()
+
+    def _start(self, k: int) -> int:
+        return int(round(k * self.batch.hop_s * SAMPLE_RATE))
+
+    def add(self, block: np.ndarray) -> None:
+        self.buf = np.concatenate([self.buf, block]) if len(self.buf) else np.asarray(block, dtype=np.float32)
+        self.total += len(block)
+        hop_s = self.batch.hop_s
+        while (start := self._start(self.k)) + WINDOW <= self.total:
+            t = self.k * hop_s
+            skipped = hop_s == REFERENCE_HOP_S and int((t + WINDOW_S) * SAMPLE_RATE) - start < WINDOW
+            if not skipped:  # see window_starts()
+                self.batch.enqueue(self.key, start, self._slice(start))
+                self.emitted.add(start)
+            self.k += 1
+        keep_from = min(self._start(self.k), max(self.total - WINDOW, 0))
+        if keep_from > self.buf_start:
+            self.buf = self.buf[keep_from - self.buf_start:].copy()
+            self.buf_start = keep_from
+
+    def _slice(self, start: int) -> np.ndarray:
+        return self.buf[start - self.buf_start:start - self.buf_start + WINDOW].copy()
+
+    def finish(self) -> None:
+        if self.total == 0:
+            raise ValueError("no samples")
+        if self.total < WINDOW:  # the whole clip is still in the buffer
+            audio = fill(self.buf)
+            # A clip shorter than a window lies whole in the first window of its doubled copy; more windows of the
+            # repeats only shift it. Off the reference hop one window is enough.
+            starts = window_starts(len(audio), self.batch.hop_s) if self.batch.hop_s == REFERENCE_HOP_S else [0]
+            for s in starts:
+                self.batch.enqueue(self.key, s, audio[s:s + WINDOW].copy())
+        else:
+            starts = window_starts(self.total, self.batch.hop_s)
+            for s in starts:
+                if s not in self.emitted:  # the tail window: the buffer holds the last WINDOW samples
+                    self.batch.enqueue(self.key, s, self._slice(s))
+                    self.emitted.add(s)
+        self.batch.final[self.key] = starts
 
 
 def mel_features(batch: np.ndarray) -> np.ndarray:

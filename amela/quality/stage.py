@@ -79,30 +79,38 @@ class QualityStage(Stage):
         return {**self._counts, "peak_rss_mb_max": peak_rss_mb()}
 
     def process(self, batch: list[dict]) -> list:
+        """Each record decoded block by block into the signal measures and its DNSMOS windows; the windows of the
+        whole batch are scored in onnxruntime batches as they fill (so only about a window per record is held)."""
         from .audio import read_span
 
         cpu = time.process_time()
         cfg = self.config
+        windows = None
+        if self.dnsmos is not None:
+            from .dnsmos import Batch
+
+            windows = Batch(self.dnsmos, cfg.hop_s)
         results: list = []
-        clips, where = [], []
-        for record in batch:
+        for pos, record in enumerate(batch):
             t0 = time.perf_counter()
+            stream = windows.record(pos) if windows is not None else None
             try:
-                audio, measures = read_span(record, cfg.channel, cfg.clip_level)
+                _, measures = read_span(record, cfg.channel, cfg.clip_level, stream.add if stream else None)
+                if stream is not None:
+                    stream.finish()
             except ItemError as exc:
                 results.append(exc)
                 continue
+            except ValueError as exc:  # e.g. a span too short to leave one sample at 16 kHz
+                results.append(ItemError(f"{record['audio_filepath']}: cannot score: {exc}"))
+                continue
             self._add("decode_s", time.perf_counter() - t0)
             results.append(self._record(record, measures))
-            if self.dnsmos is not None:
-                clips.append(audio)
-                where.append(len(results) - 1)
-        if clips:
+        if windows is not None:
             t0 = time.perf_counter()
-            for pos, scores in zip(where, self.dnsmos.score(clips, cfg.hop_s)):
-                out = results[pos]
-                out.update(dnsmos_sig=_r(scores.sig), dnsmos_bak=_r(scores.bak), dnsmos_ovrl=_r(scores.ovrl),
-                           dnsmos_p808=_r(scores.p808), dnsmos_windows=scores.windows)
+            for pos, scores in windows.results().items():
+                results[pos].update(dnsmos_sig=_r(scores.sig), dnsmos_bak=_r(scores.bak), dnsmos_ovrl=_r(scores.ovrl),
+                                    dnsmos_p808=_r(scores.p808), dnsmos_windows=scores.windows)
                 self._counts["windows"] += scores.windows
             self._add("dnsmos_s", time.perf_counter() - t0)
         self._add("cpu_s", time.process_time() - cpu)

@@ -123,3 +123,33 @@ def test_one_window_equals_speechmos_with_either_p835_model(personalized):
     ref = dnsmos.run(clip, SR, model_type="dnsmos_personalized" if personalized else "dnsmos")
     for key in ("sig", "bak", "ovrl", "p808"):
         assert getattr(ours, key) == pytest.approx(float(ref[f"{key}_mos"]), abs=1e-4)
+
+
+@pytest.mark.parametrize("hop_s", [1.0, 9.01])
+def test_block_by_block_equals_the_whole_clip_and_holds_one_window(hop_s, monkeypatch, tmp_path):
+    """Through the stage, decoded in 0.7 s blocks: the same windows and scores as the whole clip at once, and the
+    buffer never holds much more than one window plus one block."""
+    import amela.quality.audio as audio_mod
+    from amela.quality.config import QualityConfig
+    from amela.quality.stage import QualityStage
+
+    rng = np.random.default_rng(5)
+    clip = (rng.standard_normal(int(12.5 * SR)) * 0.05).astype(np.float32)
+    path = tmp_path / "clip.wav"
+    soundfile.write(path, clip, SR, subtype="FLOAT")
+    monkeypatch.setattr(audio_mod, "BLOCK_S", 0.7)
+    sizes = []
+    real_add = d.RecordWindows.add
+
+    def add(self, block):
+        real_add(self, block)
+        sizes.append(len(self.buf))
+    monkeypatch.setattr(d.RecordWindows, "add", add)
+    stage = QualityStage(QualityConfig(hop_s=hop_s, window_batch=2))
+    stage.setup()
+    (out,) = stage.process([{"audio_filepath": str(path), "duration": 12.5}])
+    assert len(sizes) == 18 and max(sizes) <= d.WINDOW + int(0.7 * SR)  # 18 blocks of 0.7 s
+    whole = stage.dnsmos.score([clip], hop_s)[0]
+    assert out["dnsmos_windows"] == whole.windows == (3 if hop_s == 1.0 else 2)
+    for key in ("sig", "bak", "ovrl", "p808"):
+        assert out[f"dnsmos_{key}"] == pytest.approx(getattr(whole, key), abs=1e-5)
