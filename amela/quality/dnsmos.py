@@ -1,20 +1,23 @@
-"""DNSMOS P.835 (SIG, BAK, OVRL) and P.808 with the ONNX models the `speechmos` package ships, windows batched.
+"""DNSMOS P.835 (SIG, BAK, OVRL) and P.808 with the ONNX models the `speechmos` package ships.
 
 The windows, the P.808 mel features and the polynomial mapping follow `speechmos.dnsmos` (v0.0.1.1) exactly, so at
 its 1 s hop the scores equal `speechmos.dnsmos.run(audio, 16000)`: 9.01 s windows; a clip shorter than a window is
-doubled until it fills one; the window count is `int((floor(seconds) - 9.01) / hop) + 1`; P.808 sees the window
-without its last 160 samples as a librosa mel spectrogram (n_fft 321, hop 160, 120 mels) in dB relative to the
-window's maximum. What differs is speed: every window of a record (or of several) goes through onnxruntime in one
-batched call, and a longer hop scores fewer windows. Two things exist only off the reference hop: windows are always
-exactly 9.01 s (at the 1 s hop speechmos skips windows whose float end falls one sample short, starting at 7 s, and
-so does this module, to match it), and when the regular windows leave more than `MAX_TAIL_S` at the end unscored,
-one more window ending at the end is added (at the 1 s hop the tail left is always under 2 s: nothing is added);
-and a clip shorter than a window gets just the first window of its doubled copy, which holds all of it.
+doubled until it fills one; the window count is `int((floor(seconds) - 9.01) / hop) + 1`; at the 1 s hop windows whose
+float end falls one sample short are skipped (from the 8th on), as speechmos does; P.808 sees the window without its
+last 160 samples as a librosa mel spectrogram (n_fft 321, hop 160, 120 mels) in dB relative to the window's maximum.
+
+What differs: windows are cut from the audio block by block as it is decoded (memory does not grow with the file),
+the windows of a batch of records go through onnxruntime `window_batch` at a time, and a longer hop scores fewer
+windows. Off the reference hop, windows are exactly 9.01 s; when the regular windows leave more than `MAX_TAIL_S` at
+the end unscored, one more window ending at the end is added (at the 1 s hop the tail left is always under 2 s, so
+nothing is added there); and a clip shorter than a window gets just the first window of its doubled copy, which holds
+all of it.
 """
 from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,7 +94,7 @@ class Scores:
 class Dnsmos:
     """The two onnxruntime sessions of one worker (build once, in the worker; never fork after)."""
 
-    def __init__(self, personalized: bool = False, threads: int = 1, window_batch: int = 16):
+    def __init__(self, personalized: bool = False, threads: int = 1, window_batch: int = 1):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -132,6 +135,7 @@ class Batch:
         self.pending: list[tuple[tuple, np.ndarray]] = []  # ((key, start), window) not yet scored
         self.raw: dict[tuple, np.ndarray] = {}  # (key, start) -> raw sig, bak, ovrl, p808
         self.final: dict = {}  # key -> the starts whose scores make the record's mean
+        self.run_s = 0.0  # seconds in onnxruntime and the mel features
 
     def record(self, key) -> RecordWindows:
         return RecordWindows(self, key)
@@ -143,7 +147,9 @@ class Batch:
 
     def flush(self) -> None:
         if self.pending:
+            t0 = time.perf_counter()
             rows = self.dnsmos._run([w for _, w in self.pending])
+            self.run_s += time.perf_counter() - t0
             self.raw.update(zip((k for k, _ in self.pending), rows))
             self.pending = []
 
