@@ -25,3 +25,16 @@ def test_importing_the_stage_loads_no_onnxruntime_nor_librosa():
             "print(sorted(m for m in ('onnxruntime', 'librosa', 'speechmos') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_handwritten_slurm_script_checks_its_inputs(tmp_path):
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "slurm" / "quality.slurm"
+    env = {"PATH": "/usr/bin:/bin", "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_JOB_ID": "1", "SLURM_JOB_ID": "1"}
+    for args, message in (([], "usage: sbatch --array=0-N slurm/quality.slurm"),
+                          (["/nonexistent/m.jsonl", "/tmp/run"], "/nonexistent/m.jsonl: no such manifest")):
+        proc = subprocess.run(["bash", str(script), *args], capture_output=True, text=True, env=env, cwd=tmp_path,
+                              timeout=30)
+        assert proc.returncode == 2 and message in proc.stderr
+    assert "STAGE=quality" in script.read_text()
