@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections import Counter
 
 EPILOG = """examples:
@@ -74,12 +75,13 @@ def cmd_filter(args) -> int:
     print(f"dropped {counts.dropped} -> {dropped}")
     by_clause = Counter()
     for reason, n in counts.reasons.items():  # "x > 1 is false (x=0.5)": counted by clause, without the values
-        by_clause[reason.split(" is false (")[0] + (" is false" if " is false" in reason else "")] += n
+        by_clause[re.sub(r" \([^()]*\)$", "", reason)] += n
     for reason, n in by_clause.most_common(8):
         print(f"  {n:8d}  {reason}")
     if len(by_clause) > 8:
         print(f"  ... and {len(by_clause) - 8} other reason(s)")
-    unseen = sorted(expression.fields - seen)
+    # A field no record has, that dropped records for being missing (has(x) on an absent x is no typo).
+    unseen = sorted(f for f in expression.fields - seen if any(f"missing field {f!r}" in r for r in counts.reasons))
     if unseen and total:
         print(f"warning: field(s) {', '.join(unseen)} appear in no record of {source} (a typo?); fields there: "
               f"{', '.join(sorted(seen)[:30])}")

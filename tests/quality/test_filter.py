@@ -71,6 +71,10 @@ def test_amela_filter_warns_about_a_field_no_record_has(amela_cmd, manifest, tmp
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "dnsmos_ovr appear in no record" in proc.stdout
     assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 4
+    proc = subprocess.run([*amela_cmd, "filter", str(manifest), "-o", str(tmp_path / "k.jsonl"),
+                           "--dropped", str(tmp_path / "d.jsonl"), "--where", "not has(header_error)"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "kept 4 of 4" in proc.stdout and "warning" not in proc.stdout
 
 
 @pytest.mark.parametrize("args,message", [
