@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,12 +130,32 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
                 yield loads(raw)
 
 
+def executable_mode() -> int:
+    """0777 less the process umask: the mode a script written by `cp` or an editor plus `chmod +x` would get."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new file beside `path`, created with mode 0666 so the kernel applies the umask (and a default ACL), like
+    files that any other tool writes. tempfile.mkstemp would force 0600: results nobody in the group can read."""
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: cannot create a temporary file beside {path.name}")
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb"):
-    """Write to a temporary file beside `path`, flush + fsync, then rename over it: readers never see half a file."""
+    """Write to a temporary file beside `path`, flush + fsync, then rename over it: readers never see half a file.
+    The file gets the mode the umask gives (0666 & ~umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh

@@ -237,7 +237,7 @@ def merge_job(job: BatchJob, paths) -> BatchJob:
 
 def launch(paths, spec, args) -> int:
     """Submit the pending shards of a prepared run; returns the CLI's exit code."""
-    from ..manifest import write_bytes_atomic
+    from ..manifest import executable_mode, write_bytes_atomic
     from ..runner import load_plan, run_status
     from . import slurm, slurm_status
 
@@ -255,8 +255,8 @@ def launch(paths, spec, args) -> int:
     array_path, merge_path = script_dir / f"{job.stage}.sbatch", script_dir / "merge.sbatch"
     write_bytes_atomic(array_path, render_array_script(job).encode())
     write_bytes_atomic(merge_path, render_merge_script(merge_job(job, paths)).encode())
-    array_path.chmod(0o755)
-    merge_path.chmod(0o755)
+    array_path.chmod(executable_mode())  # 0777 & ~umask: the group may read and resubmit them
+    merge_path.chmod(executable_mode())
     if not todo and (status.merged or busy):
         print(f"nothing to submit: {plan['num_shards']} shard(s) done or queued; `amela status {paths.root}`")
         return 0
