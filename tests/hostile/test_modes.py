@@ -32,8 +32,8 @@ def test_a_whole_run_is_readable_by_the_group(tmp_path):
     assert proc.returncode == 1, proc.stderr
     files = [p for p in run.rglob("*") if p.is_file() and not p.name.startswith(".")]
     names = {p.name for p in files}
-    assert {"echo.jsonl", "failures.jsonl", "stats.json", "config.yaml", "plan.json", "DONE", "stats.json",
-            "output.partial", "input.jsonl", "echo_report.txt", "a0.wav.txt"} <= names
+    assert {"echo.jsonl", "failures.jsonl", "stats.json", "config.yaml", "plan.json", "DONE", "output.partial",
+            "input.jsonl", "echo_report.txt", "a0.wav.txt"} <= names
     wrong = {str(p.relative_to(run)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files
              if stat.S_IMODE(p.stat().st_mode) != 0o664}
     assert wrong == {}
