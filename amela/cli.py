@@ -159,7 +159,7 @@ def cmd_run(args) -> int:
         run_local(paths, spec, spec.run.workers, show_progress=not args.no_progress)
         stats = merge(paths, spec.stage_class()(spec.options))
     print_summary(paths, stats)
-    return EXIT_OK if stats["failed"] == 0 else EXIT_ITEMS_FAILED
+    return EXIT_OK if stats["failed"] == 0 and not stats["rejected"] else EXIT_ITEMS_FAILED
 
 
 def _reopen_failed(paths: RunPaths, num_shards: int) -> None:
@@ -223,7 +223,7 @@ def cmd_merge(args) -> int:
     with locked(paths.lock, f"run directory {paths.root}"):
         stats = merge(paths, spec.stage_class()(spec.options), allow_partial=args.allow_partial)
     print_summary(paths, stats)
-    return EXIT_OK if stats["failed"] == 0 and stats["complete"] else EXIT_ITEMS_FAILED
+    return EXIT_OK if stats["failed"] == 0 and not stats["rejected"] and stats["complete"] else EXIT_ITEMS_FAILED
 
 
 def cmd_validate(args) -> int:
@@ -263,9 +263,25 @@ def print_summary(paths: RunPaths, stats: dict) -> None:
     if stats["failed"]:
         lines.append(f"  failures: {paths.failures}")
     if stats["rejected"]:
-        lines.append(f"  rejected lines: {paths.rejected}")
+        lines.append(f"  rejected (not processed): {paths.rejected}")
+        lines += [f"    {line}" for line in _first_rejected(paths, 5)]
     lines.append(f"  stats: {paths.stats}   logs: {paths.logs}")
     print("\n".join(lines))
+
+
+def _first_rejected(paths: RunPaths, n: int) -> list[str]:
+    from .manifest import iter_jsonl
+
+    out = []
+    try:
+        for i, p in enumerate(iter_jsonl(paths.rejected)):
+            if i == n:
+                out.append("...")
+                break
+            out.append(f"{p['file']}:{p['line']}: {p['reason']}" if p.get("line") else f"{p['file']}: {p['reason']}")
+    except OSError:
+        pass
+    return out
 
 
 # -- entry points ----------------------------------------------------------------------------------------------------------

@@ -17,7 +17,17 @@ from filelock import FileLock
 
 from ..config import dump_yaml, from_dict, load_yaml, option, to_dict
 from ..errors import ConfigError, ManifestError
-from ..manifest import ON_INVALID, dumps, loads, read_manifest, scan_directory, write_bytes_atomic, write_jsonl_atomic
+from ..manifest import (
+    ON_INVALID,
+    dumps,
+    is_audio_file,
+    loads,
+    read_manifest,
+    scan_directory,
+    scan_file,
+    write_bytes_atomic,
+    write_jsonl_atomic,
+)
 from ..paths import RunPaths
 from ..stage import Stage, load_stage
 from . import shardio
@@ -112,26 +122,42 @@ def _check_same(old: RunSpec, new: RunSpec, paths: RunPaths) -> None:
                           "use a new run directory, or the same options to resume")
 
 
-def read_input(spec: RunSpec, stage_cls: type[Stage]) -> tuple[list[dict], list]:
-    path = Path(spec.input)
+def input_kind(path: Path) -> str:
+    """"directory", "audio" (a single audio file) or "manifest"."""
     if path.is_dir():
-        if not stage_cls.accepts_directory:
-            raise ConfigError(f"{path}: stage {stage_cls.name} needs a manifest, not a directory")
-        return scan_directory(path)
+        return "directory"
     if not path.exists():
         raise ManifestError(f"{path}: no such manifest or directory")
+    return "audio" if is_audio_file(path) else "manifest"
+
+
+def read_input(spec: RunSpec, stage_cls: type[Stage]) -> tuple[list[dict], list]:
+    path = Path(spec.input)
+    kind = input_kind(path)
+    if kind != "manifest" and not stage_cls.accepts_directory:
+        raise ConfigError(f"{path}: stage {stage_cls.name} needs a manifest, not a {kind}")
+    if kind == "directory":
+        return scan_directory(path)
+    if kind == "audio":
+        return scan_file(path)
     return read_manifest(path)
 
 
 def _create(paths: RunPaths, spec: RunSpec) -> dict:
     stage_cls = spec.stage_class()
     records, problems = read_input(spec, stage_cls)
-    if problems and spec.run.on_invalid == "fail":
+    # A scanned path that cannot be an input (odd name, FIFO, unreadable directory) is reported, never fatal: the
+    # user did not write it down, and every other file deserves to be processed. Manifest lines follow --on-invalid.
+    scanned = input_kind(Path(spec.input)) != "manifest"
+    if problems and spec.run.on_invalid == "fail" and not scanned:
         raise ManifestError(f"{spec.input}: {len(problems)} invalid line(s); fix them or use --on-invalid skip",
                             problems)
     if problems:
         write_jsonl_atomic(paths.rejected, (p.to_dict() for p in problems))
-        logger.warning("skipped %d invalid line(s) into %s", len(problems), paths.rejected)
+        logger.warning("skipped %d invalid %s into %s", len(problems), "path(s)" if scanned else "line(s)",
+                       paths.rejected)
+        for p in problems[:5]:
+            logger.warning("  %s", p)
     if not records:
         raise ManifestError(f"{spec.input}: no valid records to process")
     stage_cls(spec.options).check_input(records)
