@@ -261,7 +261,9 @@ def print_summary(paths: RunPaths, stats: dict) -> None:
         lines.append(f"  {k}: {v}")
     lines.append(f"  output: {paths.output(stats['stage'])}")
     if stats["failed"]:
-        lines.append(f"  failures: {paths.failures}")
+        lines.append(f"  failures: {paths.failures}" + ("  (by reason:)" if stats.get("failure_reasons") else ""))
+        for reason, n in list((stats.get("failure_reasons") or {}).items())[:5]:
+            lines.append(f"    {n:7d} x {reason}")
     if stats["rejected"]:
         lines.append(f"  rejected (not processed): {paths.rejected}")
         lines += [f"    {line}" for line in _first_rejected(paths, 5)]

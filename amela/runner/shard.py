@@ -5,6 +5,7 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
 from contextlib import contextmanager
 
 from filelock import FileLock, Timeout
@@ -18,6 +19,9 @@ from ..stage import Output, Stage
 from . import shardio
 
 logger = logging.getLogger("amela.runner")
+# Failed items shown on the terminal per shard; the rest go to the shard log only (100,000 missing files once printed
+# 14 MB of ERROR lines). failures.jsonl and the shard log keep every one; the summary counts them by reason.
+SHOWN_FAILURES = 5
 
 
 @contextmanager
@@ -91,6 +95,7 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
     progress = Progress(len(todo), sum(r["duration"] for _, r in todo), f"{stage.name} shard {index}",
                         enabled=show_progress)
     out, fail = shardio.Appender(sp.output), shardio.Appender(sp.failures)
+    reasons: Counter = Counter()
     extra = {s: shardio.Appender(sp.stream(s)) for s in streams}
     try:
         for idx, outcome in pool.run(work):
@@ -102,9 +107,12 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
                             extra[name].write(idx, row)
                 out.write(idx, outcome.record)  # last: the output line commits the item, streams included
             else:
-                fail.write(idx, failure_record(idx, stage.name, record, outcome))
-                logger.error("item %d failed (%s): %s: %s", idx, record.get("audio_filepath"), outcome.error_type,
-                             outcome.message)
+                row = failure_record(idx, stage.name, record, outcome)
+                fail.write(idx, row)
+                reasons[row["reason"]] += 1
+                level = logging.ERROR if sum(reasons.values()) <= SHOWN_FAILURES else logging.DEBUG
+                logger.log(level, "item %d failed (%s): %s: %s", idx, record.get("audio_filepath"),
+                           outcome.error_type, outcome.message)
                 if outcome.traceback:
                     logger.debug("item %d traceback:\n%s", idx, outcome.traceback)
             progress.update(record["duration"], not isinstance(outcome, Output))
@@ -112,6 +120,10 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
         for a in (out, fail, *extra.values()):
             a.close()
         progress.close()
+    if sum(reasons.values()) > SHOWN_FAILURES:
+        logger.error("shard %d: %d item(s) failed (the first %d shown; all in %s and %s): %s", index,
+                     sum(reasons.values()), SHOWN_FAILURES, sp.failures, paths.shard_log(index),
+                     "; ".join(f"{n} x {r}" for r, n in reasons.most_common(5)))
     return _finalize(sp, index, inputs, files, t0, pool, baseline)
 
 
@@ -130,20 +142,32 @@ def spread(batches: list[list[int]], workers: int, per_worker: int = 4) -> list[
 
 def failure_record(idx: int, stage: str, record: dict, failure: Failure) -> dict:
     return {"index": idx, "stage": stage, "error_type": failure.error_type, "message": failure.message,
+            "reason": failure_reason(failure.error_type, failure.message, record.get("audio_filepath")),
             "signal": failure.signal, "audio_filepath": record.get("audio_filepath"), "record": record}
+
+
+def failure_reason(error_type: str, message: str, path: str | None) -> str:
+    """What failures have in common: the message without the item's own file name (counted in the summary)."""
+    if path:
+        message = message.replace(path, "FILE")
+    message = message.strip()
+    return f"{error_type}: {message[:120]}" if message else error_type
 
 
 def _finalize(sp: ShardPaths, index: int, inputs: list, files: list, t0: float, pool, baseline) -> dict:
     for f in files:
         shardio.sort_file(f)
-    ok_idx = {i for i, _ in shardio.iter_lines(sp.output)}
+    # Seconds of audio as the stage found it (a stage corrects `duration` when the file is shorter than the manifest
+    # said), not as the manifest claimed.
+    ok_seconds = {i: float(loads(body).get("duration") or 0.0) for i, body in shardio.iter_lines(sp.output)}
+    ok_idx = set(ok_seconds)
     failed = shardio.count_lines(sp.failures)
     missing = len(inputs) - len(ok_idx) - failed
     if missing:
         raise RuntimeError(f"shard {index}: {missing} item(s) have neither an output nor a failure; not marking done")
     stats = {
         "shard": index, "items": len(inputs), "ok": len(ok_idx), "failed": failed,
-        "audio_seconds": round(sum(r["duration"] for i, r in inputs if i in ok_idx), 3),
+        "audio_seconds": round(sum(ok_seconds.values()), 3),
         "started_at": t0, "finished_at": time.time(), "wall_seconds": round(time.time() - t0, 3),
         "worker_crashes": pool.crashes - baseline[1], "stage": merge_worker_stats(pool.worker_stats, baseline[0]),
         "host": socket.gethostname(),
