@@ -1,12 +1,14 @@
 """amela: run | run-shard | status | merge | validate | doctor | fetch-models (+ commands stages register).
 
 Kept light: torch, NeMo and fairseq are imported only inside workers (or by `doctor`), so --help answers at once.
-Exit codes: 0 every item succeeded; 1 the run completed but some items failed (or is incomplete); 2 usage or
-configuration error; 130/143 interrupted by SIGINT/SIGTERM (rerun the same command to resume).
+Exit codes: 0 every item succeeded; 1 the run completed but some items failed or were rejected (or it is
+incomplete); 2 usage or configuration error; 3 environment error (the run could not write: disk full, quota,
+read-only file system, permission denied); 130/143 interrupted by SIGINT/SIGTERM (rerun the same command to resume).
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -24,7 +26,7 @@ BACKENDS = ("local", "sbatch", "submitit")
 # after a command of STAGED_COMMANDS, whose options depend on the stage (parsed in one pass, flags from its config).
 EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli")  # amela prepare (the first step of hand-written SLURM scripts)
 STAGED_COMMANDS = ("run", "prepare")
-EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
 
 class Interrupted(BaseException):
@@ -327,6 +329,29 @@ def _dispatch(args) -> int:
     except AmelaError as exc:
         print(f"amela: error: {exc}", file=sys.stderr)
         return EXIT_ITEMS_FAILED
+    except OSError as exc:  # the machine, not the user's input: a full disk, a read-only mount, permissions
+        logger.debug("environment error", exc_info=True)
+        print(f"amela: error: {environment_message(exc)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+
+
+ENVIRONMENT_HINTS = {
+    errno.ENOSPC: "the disk is full: free space, or use a run directory on another file system; then rerun the same "
+                  "command to resume (nothing written so far is lost)",
+    errno.EDQUOT: "your disk quota is used up: free space (`quota -s`, `lfs quota`), or use another file system; then "
+                  "rerun the same command to resume",
+    errno.EROFS: "the file system is read-only: use a run directory on a writable file system",
+    errno.EACCES: "permission denied: check the owner and mode of the directory (`ls -ld`), or use another one",
+    errno.EPERM: "operation not permitted: check the owner and mode of the directory, or use another one",
+    errno.EIO: "input/output error: the file system or disk is failing; ask the cluster's administrators",
+}
+
+
+def environment_message(exc: OSError) -> str:
+    what = exc.filename if exc.filename is not None else ""
+    where = f"{os.fsdecode(what)}: " if what != "" else ""
+    hint = ENVIRONMENT_HINTS.get(exc.errno, "")
+    return f"{where}{exc.strerror or exc}" + (f" ({hint})" if hint else "")
 
 
 if __name__ == "__main__":

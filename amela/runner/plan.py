@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
 from ..config import dump_yaml, from_dict, load_yaml, option, to_dict
 from ..errors import ConfigError, ManifestError
+from ..locks import Lock
 from ..manifest import (
     ON_INVALID,
     dumps,
@@ -101,11 +100,24 @@ def load_plan(paths: RunPaths) -> dict:
 def prepare(paths: RunPaths, spec: RunSpec) -> dict:
     """Create the run directory's plan (or check an existing one agrees with `spec`); returns the plan."""
     paths.root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(paths.prepare_lock)):
+    with _waiting(Lock(paths.prepare_lock, f"preparing {paths.root}")):
         if paths.plan.exists():
             _check_same(load_spec(paths), spec, paths)
             return load_plan(paths)
         return _create(paths, spec)
+
+
+class _waiting:
+    """Many array tasks prepare at once: each waits for the lock (the first creates, the others check)."""
+
+    def __init__(self, lock: Lock):
+        self.lock = lock
+
+    def __enter__(self):
+        return self.lock.acquire(wait=True)
+
+    def __exit__(self, *_):
+        self.lock.release()
 
 
 def _check_same(old: RunSpec, new: RunSpec, paths: RunPaths) -> None:

@@ -8,10 +8,9 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 
-from filelock import FileLock, Timeout
-
 from ..errors import RunLockedError
 from ..executors.worker import Failure
+from ..locks import Lock
 from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths, ShardPaths
 from ..progress import Progress
@@ -26,23 +25,34 @@ SHOWN_FAILURES = 5
 
 @contextmanager
 def locked(path, what: str):
-    """Hold `path`'s lock or fail at once: two processes must never write the same files."""
-    lock = FileLock(str(path), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise RunLockedError(f"{what} is in use by another process (lock {path}); wait for it or stop it") from None
+    """Hold `path`'s lock or fail at once: two processes must never write the same files (flock, or a lease on
+    file systems without flock: amela/locks.py)."""
+    lock = Lock(path, what).acquire()
     try:
         yield
     finally:
         lock.release()
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """A shard log that cannot be written (disk full) must not print logging's own traceback for every line: the
+    write that matters fails in the runner, which says why once."""
+
+    failed = False
+
+    def emit(self, record) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record) -> None:
+        self.failed = True
+
+
 @contextmanager
 def shard_log(paths: RunPaths, index: int):
     """Everything the `amela` logger says while the shard runs also goes to logs/shard_NNNNN.log."""
     paths.logs.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(paths.shard_log(index))
+    handler = _QuietFileHandler(paths.shard_log(index))
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("amela")
