@@ -60,6 +60,9 @@ def _run_parser(sub, stage_name: str | None, name: str = "run", help: str = "run
     p.add_argument("--backend", choices=BACKENDS, default="local", help="where shards run (default: local)")
     p.add_argument("--retry-failed", action="store_true", help="re-attempt items that failed in an earlier run")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    p.add_argument("--keep-plan", action="store_true",
+                   help="resume an existing RUN_DIR's recorded plan even though INPUT changed since it was prepared "
+                        "(the changes are ignored; without this flag such a rerun is refused)")
     cfg.add_arguments(p, RunOptions, "run options")
     for backend in BACKENDS[1:]:
         mod = _backend_module(backend, required=False)
@@ -150,12 +153,12 @@ def cmd_run(args) -> int:
     paths = RunPaths(args.run_dir)
     paths.root.mkdir(parents=True, exist_ok=True)
     if args.backend != "local":
-        prepare(paths, spec)
+        prepare(paths, spec, keep_plan=args.keep_plan)
         return _backend_module(args.backend).launch(paths, spec, args)
     from .executors.local import run_local
 
     with locked(paths.lock, f"run directory {paths.root}"):
-        plan = prepare(paths, spec)
+        plan = prepare(paths, spec, keep_plan=args.keep_plan)
         if args.retry_failed:
             _reopen_failed(paths, plan["num_shards"])
         run_local(paths, spec, spec.run.workers, show_progress=not args.no_progress)

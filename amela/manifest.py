@@ -289,7 +289,13 @@ def scan_file(path: str | os.PathLike) -> tuple[list[dict], list[Problem]]:
 
 
 def scan_directory(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> tuple[list[dict], list[Problem]]:
-    """Records for every audio file under `root` (recursive, sorted, absolute paths), and a Problem for every path
+    """Records for every audio file under `root` (see list_directory), durations from their headers."""
+    paths, problems = list_directory(root, extensions)
+    return [_file_record(p) for p in paths], problems
+
+
+def list_directory(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_EXTENSIONS) -> tuple[list[str], list[Problem]]:
+    """Every audio file under `root` (recursive, sorted, absolute paths), and a Problem for every path
     that cannot be one: a subdirectory that cannot be read, a name that is not UTF-8, a FIFO, socket or device, a
     broken or looping symlink. Nothing is dropped without a word, nothing but regular files is ever opened.
 
@@ -300,7 +306,7 @@ def scan_directory(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_EX
     if not root.is_dir():
         raise ManifestError(f"{root}: not a directory")
     exts = tuple(e.lower() for e in extensions)
-    records: list[dict] = []
+    records: list[str] = []
     problems: list[Problem] = []
     seen_files: set[tuple[int, int]] = set()
     st = root.stat()
@@ -345,7 +351,7 @@ def scan_directory(root: str | os.PathLike, extensions: Iterable[str] = AUDIO_EX
                 duplicates += 1
                 continue
             seen_files.add((fst.st_dev, fst.st_ino))
-            records.append(_file_record(path))
+            records.append(path)
     if duplicates:
         logger.info("%s: %d file(s) reached again through symlinks, taken once", root, duplicates)
     if not records and not problems:

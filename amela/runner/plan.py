@@ -22,6 +22,7 @@ from ..manifest import (
     is_audio_file,
     loads,
     read_manifest,
+    record_key,
     scan_directory,
     scan_file,
     write_bytes_atomic,
@@ -29,7 +30,7 @@ from ..manifest import (
 )
 from ..paths import RunPaths
 from ..stage import Stage, load_stage
-from . import shardio
+from . import fingerprint, shardio
 
 logger = logging.getLogger("amela.runner")
 STRATEGIES = ("round_robin", "duration")
@@ -97,14 +98,82 @@ def load_plan(paths: RunPaths) -> dict:
     return loads(paths.plan.read_bytes())
 
 
-def prepare(paths: RunPaths, spec: RunSpec) -> dict:
-    """Create the run directory's plan (or check an existing one agrees with `spec`); returns the plan."""
+def prepare(paths: RunPaths, spec: RunSpec, keep_plan: bool = False) -> dict:
+    """Create the run directory's plan (or check an existing one agrees with `spec`, and that the input did not change
+    since, unless `keep_plan`); returns the plan."""
     paths.root.mkdir(parents=True, exist_ok=True)
     with _waiting(Lock(paths.prepare_lock, f"preparing {paths.root}")):
         if paths.plan.exists():
             _check_same(load_spec(paths), spec, paths)
-            return load_plan(paths)
+            plan = load_plan(paths)
+            if not keep_plan:
+                check_input_unchanged(paths, plan)
+            return plan
         return _create(paths, spec)
+
+
+def check_input_unchanged(paths: RunPaths, plan: dict) -> None:
+    """Refuse (ConfigError: exit 2) to go on with a plan made from an input that changed since."""
+    what = input_change(paths, plan)
+    if what:
+        raise ConfigError(f"{plan['input']} {what} since {paths.root} was prepared ({plan['items']} item(s)). Either "
+                          "run into a new run directory (-o NEW_DIR) to process the input as it is now, or add "
+                          "--keep-plan to resume the recorded plan as it is (the changes are then ignored)")
+
+
+def input_change(paths: RunPaths, plan: dict) -> str | None:
+    """How the input differs from the one the plan was made from, or None."""
+    recorded = plan.get("input_fingerprint")
+    if not recorded or not fingerprint.changed(plan["input"], recorded):
+        return None
+    planned, lost = _planned_keys(paths, plan)
+    if not Path(plan["input"]).exists():
+        what = "no longer exists"
+    else:
+        added, removed = fingerprint.difference(plan["input"], recorded["kind"], planned)
+        what = f"changed: {added} record(s) added, {removed} removed" + (
+            f" (compared with the {len(planned)} planned records still on disk)" if lost else "")
+        if not added and not removed:
+            what = "changed (the same records, with different content)"
+    return what
+
+
+def _planned_keys(paths: RunPaths, plan: dict) -> tuple[set, bool]:
+    keys, lost = set(), False
+    for i in range(plan["num_shards"]):
+        f = paths.shard(i).input
+        if not f.exists():
+            lost = True
+            continue
+        keys.update(record_key(loads(body)) for _, body in shardio.iter_lines(f))
+    return keys, lost
+
+
+def ensure_shard(paths: RunPaths, spec: RunSpec, index: int) -> None:
+    """Recreate shard `index`'s input when its directory was deleted: the split is a deterministic function of the
+    input, which the fingerprint proves unchanged. Otherwise say exactly why it cannot be rebuilt."""
+    if paths.shard(index).input.exists():
+        return
+    with _waiting(Lock(paths.prepare_lock, f"preparing {paths.root}")):
+        if paths.shard(index).input.exists():
+            return
+        plan = load_plan(paths)
+        gone = f"{paths.root}: the directory of shard {index} ({paths.shard(index).dir}) was deleted"
+        if not plan.get("input_fingerprint"):
+            raise ConfigError(f"{gone}, and this run directory predates input fingerprints: it cannot be rebuilt "
+                              "safely; start a new run directory")
+        what = input_change(paths, plan)
+        if what:
+            raise ConfigError(f"{gone}, and it cannot be rebuilt: {plan['input']} {what} since the run was prepared. "
+                              "Start a new run directory (-o NEW_DIR)")
+        records, _ = read_input(spec, spec.stage_class())
+        idxs = split(records, plan["num_shards"], plan["strategy"])[index]
+        if len(idxs) != plan["shard_items"][index]:
+            raise ConfigError(f"{gone}; rebuilding it from the input gives {len(idxs)} item(s), the plan says "
+                              f"{plan['shard_items'][index]}: start a new run directory")
+        write_bytes_atomic(paths.shard(index).input, b"".join(shardio.encode(i, records[i]) for i in idxs))
+        logger.warning("shard %d: its directory was deleted; rebuilt its input (%d items) from %s", index, len(idxs),
+                       plan["input"])
 
 
 class _waiting:
@@ -184,6 +253,7 @@ def _create(paths: RunPaths, spec: RunSpec) -> dict:
     write_bytes_atomic(paths.config, dump_yaml(spec.to_dict()).encode())
     plan = {
         "version": 1, "stage": spec.stage, "input": spec.input, "num_shards": spec.run.shards,
+        "input_fingerprint": fingerprint.fingerprint(spec.input, input_kind(Path(spec.input))),
         "strategy": spec.run.strategy, "items": len(records), "rejected": len(problems),
         "audio_seconds": round(sum(shard_seconds), 3), "shard_items": shard_items, "shard_seconds": shard_seconds,
         "created_at": time.time(),

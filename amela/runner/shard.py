@@ -72,7 +72,8 @@ def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bo
     """Process shard `index` with `pool` (a started WorkerPool/InProcessPool); returns the shard's stats."""
     sp = paths.shard(index)
     if not sp.input.exists():
-        raise RunLockedError(f"{paths.root}: shard {index} does not exist in this run's plan")
+        raise RunLockedError(f"{paths.root}: the directory of shard {index} is missing; `amela run-shard "
+                             f"{paths.root} {index}` rebuilds it from plan.json and the input")
     with locked(sp.lock, f"shard {index} of {paths.root}"), shard_log(paths, index):
         if sp.done.exists():
             return loads(sp.stats.read_bytes())

@@ -51,7 +51,10 @@ def run_status(paths: RunPaths) -> RunStatus:
             status.shards.append(ShardStatus(i, DONE, items, stats["ok"], stats["failed"]))
             continue
         ok, failed = shardio.count_lines(sp.output), shardio.count_lines(sp.failures)
-        if is_held(sp.lock):  # read-only probe: status works on a read-only run directory
+        if not sp.input.exists():
+            state, detail = MISSING, (f"its directory {sp.dir} was deleted: `amela run-shard {paths.root} {i}` "
+                                      "rebuilds it from plan.json and the input, and runs it")
+        elif is_held(sp.lock):  # read-only probe: status works on a read-only run directory
             state, detail = RUNNING, ""
         elif (sp.dir / "ATTEMPT").exists():
             state, detail = FAILED, "started but did not finish (crashed, killed or interrupted)"
