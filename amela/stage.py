@@ -64,6 +64,9 @@ class Stage:
     accepts_directory: ClassVar[bool] = False  # may INPUT be a directory of audio?
     streams: ClassVar[tuple[str, ...]] = ()  # extra outputs, merged to RUN_DIR/<name>_<stream>.jsonl
     description: ClassVar[str] = ""
+    # Audio seconds one worker gets through per second on the slowest hardware the stage is meant for: sizes the
+    # default per-item watchdog (RunOptions.item_timeout_s), which allows many times this, with a generous floor.
+    expected_audio_s_per_s: ClassVar[float] = 1.0
 
     def __init__(self, config, sink: FileSink | None = None):
         self.config = config

@@ -105,6 +105,7 @@ def worker_main(spec: WorkerSpec, conn, tasks, faulthandler_path: str | None = N
         if msg[0] == "stop":
             break
         _, batch_id, records = msg
+        conn.send(("start", batch_id))  # the parent's watchdog counts from here, not from when it was queued
         conn.send(("done", batch_id, process_isolated(stage, records), stage.stats()))
     try:
         stage.teardown()

@@ -34,6 +34,8 @@ from . import fingerprint, shardio
 
 logger = logging.getLogger("amela.runner")
 STRATEGIES = ("round_robin", "duration")
+ITEM_TIMEOUT_FLOOR_S = 600.0  # model warm-up, a slow file system, a busy node: never kill for less
+ITEM_TIMEOUT_SLACK = 20.0  # times the expected processing time of the audio
 
 
 @dataclass(frozen=True)
@@ -46,16 +48,35 @@ class RunOptions:
     on_invalid: str = option("fail", "invalid input lines: fail the run, or skip them into RUN_DIR/rejected.jsonl",
                              choices=ON_INVALID)
     out_dir: str | None = option(None, "where stages write produced files (default: RUN_DIR/files)")
+    item_timeout_s: float | None = option(
+        None, "kill a worker whose item runs longer than this (retried once, then recorded as timed out); default: "
+              f"{ITEM_TIMEOUT_FLOOR_S:.0f} s + {ITEM_TIMEOUT_SLACK:.0f} x the item's duration / the stage's expected "
+              "speed; 0: no watchdog")
 
     def check(self) -> None:
         if self.shards < 1:
             raise ConfigError(f"--shards must be >= 1, got {self.shards}")
         if self.workers is not None and self.workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+        if self.item_timeout_s is not None and not self.item_timeout_s >= 0:
+            raise ConfigError(f"--item-timeout-s must be >= 0, got {self.item_timeout_s}")
+
+    def timeout_s(self, stage_cls: type[Stage]):
+        """records -> seconds a batch of them may run in a worker (None: no watchdog)."""
+        if self.item_timeout_s == 0:
+            return None
+        fixed, speed = self.item_timeout_s, max(1e-6, stage_cls.expected_audio_s_per_s)
+
+        def timeout_s(records: list[dict]) -> float:
+            if fixed:
+                return fixed * len(records)
+            return ITEM_TIMEOUT_FLOOR_S + ITEM_TIMEOUT_SLACK * sum(r.get("duration") or 0 for r in records) / speed
+
+        return timeout_s
 
 
 # Options that may differ between the run that prepared a directory and a later one (they don't change results).
-VOLATILE_RUN_OPTIONS = ("workers",)
+VOLATILE_RUN_OPTIONS = ("workers", "item_timeout_s")
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
             logger.warning("shard %d: dropped %d uncommitted %s row(s)", index, dropped, name)
     inputs = [(i, loads(body)) for i, body in shardio.iter_lines(sp.input)]
     todo = [(i, r) for i, r in inputs if i not in done]
+    todo = _fail_stopped_twice(sp, index, stage.name, todo)
     if done:
         logger.info("shard %d: resuming, %d of %d items already done", index, len(done), len(inputs))
     by_idx = dict(todo)
@@ -109,7 +110,7 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
     reasons: Counter = Counter()
     extra = {s: shardio.Appender(sp.stream(s)) for s in streams}
     try:
-        for idx, outcome in pool.run(work):
+        for idx, outcome in _noting_inflight(sp, pool, pool.run(work)):
             record = by_idx[idx]
             if isinstance(outcome, Output):
                 for name, rows in outcome.streams.items():
@@ -136,6 +137,48 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
                      sum(reasons.values()), SHOWN_FAILURES, sp.failures, paths.shard_log(index),
                      "; ".join(f"{n} x {r}" for r, n in reasons.most_common(5)))
     return _finalize(sp, index, inputs, files, t0, pool, baseline)
+
+
+STOPPED = "STOPPED_ITEMS.json"  # {index: times a SLURM task was stopped while the item was being processed}
+
+
+def _noting_inflight(sp: ShardPaths, pool, outcomes):
+    """Yield from `outcomes`; if the task is stopped meanwhile inside a SLURM job (time limit, preemption), note which
+    items were being processed: an item whose task keeps being stopped on it would requeue forever."""
+    try:
+        yield from outcomes
+    except BaseException:
+        running = getattr(pool, "running_indices", lambda: [])()
+        if running and os.environ.get("SLURM_JOB_ID"):
+            counts = _stopped_counts(sp)
+            for i in running:
+                counts[str(i)] = counts.get(str(i), 0) + 1
+            write_bytes_atomic(sp.dir / STOPPED, dumps(counts))
+        raise
+
+
+def _stopped_counts(sp: ShardPaths) -> dict:
+    try:
+        return loads((sp.dir / STOPPED).read_bytes())
+    except (OSError, ValueError):
+        return {}
+
+
+def _fail_stopped_twice(sp: ShardPaths, index: int, stage: str, todo: list) -> list:
+    counts = _stopped_counts(sp)
+    if not counts:
+        return todo
+    keep = []
+    with shardio.Appender(sp.failures) as fail:
+        for i, r in todo:
+            if counts.get(str(i), 0) >= 2:
+                failure = Failure("Timeout", "never finished: its SLURM task was stopped twice while processing it "
+                                             "(time limit or preemption); not tried again, to avoid a requeue loop")
+                fail.write(i, failure_record(i, stage, r, failure))
+                logger.error("shard %d: item %d (%s) %s", index, i, r.get("audio_filepath"), failure.message)
+            else:
+                keep.append((i, r))
+    return keep
 
 
 def spread(batches: list[list[int]], workers: int, per_worker: int = 4) -> list[list[int]]:
