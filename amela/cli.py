@@ -151,10 +151,11 @@ def cmd_run(args) -> int:
 
     spec = _resolve_spec(args)
     paths = RunPaths(args.run_dir)
-    paths.root.mkdir(parents=True, exist_ok=True)
     if args.backend != "local":
-        prepare(paths, spec, keep_plan=args.keep_plan)
+        if not getattr(args, "dry_run", False):  # a dry run writes nothing: a later real one may use other flags
+            prepare(paths, spec, keep_plan=args.keep_plan)
         return _backend_module(args.backend).launch(paths, spec, args)
+    paths.root.mkdir(parents=True, exist_ok=True)
     from .executors.local import run_local
 
     with locked(paths.lock, f"run directory {paths.root}"):
