@@ -21,6 +21,7 @@ class Failure:
     message: str
     signal: str | None = None
     traceback: str | None = None
+    errno: int | None = None  # of an OSError: a full disk is the run's problem, not the item's
 
     def to_dict(self) -> dict:
         return {"error_type": self.error_type, "message": self.message, "signal": self.signal,
@@ -48,7 +49,8 @@ def build_stage(spec: WorkerSpec):
 
 def failure_from(exc: BaseException) -> Failure:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) if exc.__traceback__ else None
-    return Failure(type(exc).__name__, str(exc) or repr(exc), None, tb)
+    return Failure(type(exc).__name__, str(exc) or repr(exc), None, tb, getattr(exc, "errno", None)
+                   if isinstance(exc, OSError) else None)
 
 
 def normalise(outcome):

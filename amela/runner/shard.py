@@ -1,6 +1,7 @@
 """Running one shard: skip if done -> resume from what is written -> batches through the pool -> stats -> marker."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -21,6 +22,8 @@ logger = logging.getLogger("amela.runner")
 # Failed items shown on the terminal per shard; the rest go to the shard log only (100,000 missing files once printed
 # 14 MB of ERROR lines). failures.jsonl and the shard log keep every one; the summary counts them by reason.
 SHOWN_FAILURES = 5
+# An item failing with these would make every later item fail the same way: the run stops instead (exit 3).
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 @contextmanager
@@ -119,6 +122,9 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
                             extra[name].write(idx, row)
                 out.write(idx, outcome.record)  # last: the output line commits the item, streams included
             else:
+                if outcome.errno in ENVIRONMENT_ERRNOS:  # not the item's fault: stop, the item is redone on rerun
+                    raise OSError(outcome.errno, f"{os.strerror(outcome.errno)} (while item {idx} was processed: "
+                                                 f"{outcome.message})")
                 row = failure_record(idx, stage.name, record, outcome)
                 fail.write(idx, row)
                 reasons[row["reason"]] += 1

@@ -61,3 +61,22 @@ def test_status_reads_a_read_only_run_directory_and_run_says_read_only(tmp_path)
     assert "done" in proc.stdout and "missing" in proc.stdout
     assert "run rc=3" in proc.stdout and "Read-only file system" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@needs_mounts
+def test_items_failing_on_a_full_disk_stop_the_run_instead_of_failing_each(tmp_path):
+    manifest = make_manifest(tmp_path / "m.jsonl", 30)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    run = tmp_path / "run"
+    py = sys.executable
+    proc = in_namespace(f"""
+        mount -t tmpfs -o size=256k tmpfs {disk}
+        dd if=/dev/zero of={disk}/fill bs=4k 2>/dev/null || true
+        set +e
+        {py} -m amela run {STAGE} {manifest} -o {run} --workers 1 --write-files --out-dir {disk}/files --no-progress
+        echo "rc=$?"
+    """)
+    assert "rc=3" in proc.stdout, proc.stdout + proc.stderr
+    assert "No space left on device" in proc.stderr and "the disk is full" in proc.stderr
+    assert not (run / "shards" / "00000" / "failures.partial").read_text()  # nothing blamed on the items
