@@ -22,9 +22,10 @@ logger = logging.getLogger("amela")
 BACKENDS = ("local", "sbatch", "submitit")
 # Modules with register(subparsers, stage_name) adding commands (kept light to import). stage_name is the STAGE typed
 # after a command of STAGED_COMMANDS, whose options depend on the stage (parsed in one pass, flags from its config).
-# slurm_cli: amela prepare (the first step of hand-written SLURM scripts); vad.cli: amela vad probs|resegment|tune
-EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli", "amela.vad.cli")
-STAGED_COMMANDS = ("run", "prepare")
+# slurm_cli: amela prepare (the first step of hand-written SLURM scripts); vad.cli: amela vad probs|resegment|tune;
+# planner.cli: amela plan (pilot run, job sizing)
+EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli", "amela.vad.cli", "amela.planner.cli")
+STAGED_COMMANDS = ("run", "prepare", "plan")
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 
 
