@@ -138,6 +138,9 @@ def size_job(audio_s: float, longest_s: float, items: int, m: Measured, limits: 
     billed_h = gpu_h if tg.gpus_per_task else compute_h
     if t0 > task_s / 2:
         notes.append(f"start-up ({t0:.0f} s) is more than half of each task: fewer, longer shards would waste less")
+    if tg.concurrent and n < tg.concurrent:
+        notes.append(f"only {n} tasks for {tg.concurrent} slots: splitting further would spend more GPU time on "
+                     f"start-up ({t0:.0f} s per task) than it saves in wall time")
     parallelism = min(tg.concurrent, n) if tg.concurrent else None
     return Sizing(shards=n, task_s=task_s, task_max_s=task_max_s, time_limit_s=time_limit_s, compute_h=compute_h,
                   gpu_h=gpu_h, arrays=math.ceil(n / limits.max_array_size), parallelism=parallelism,

@@ -43,6 +43,7 @@ def test_concurrent_slots_get_several_shards_each_unless_start_up_would_dominate
     # 5,000 slots would make 20,000 tasks of 1.8 s of work: capped where start-up stays a fifth of a task
     s = size_job(audio_s, 20.0, 10**6, M, Limits("p"), Targets(task_work_s=3600, concurrent=5000))
     assert s.shards == math.floor(36000 / 150) and s.parallelism == s.shards
+    assert any("only 240 tasks for 5000 slots" in n for n in s.notes)
 
 
 def test_max_time_is_never_exceeded_shards_get_smaller_instead():
