@@ -21,7 +21,8 @@ safety margin, the array layout and parallelism, wall time for several numbers o
 fits --budget-gpu-hours, and the exact `amela run ... --backend sbatch` command to submit.
 
 On SLURM the partition's MaxTime (scontrol show partition) and the cluster's MaxArraySize (scontrol show config) are
-read, and nothing beyond them is recommended: shards are made smaller until a task fits MaxTime.
+read, and nothing beyond them is recommended: shards are made smaller until a task fits MaxTime (or --time, when
+given: then the longest a task may take).
 Stage, run and SLURM options are those of `amela run` and go into the printed command as given. Exit status: 0, or 1
 when the job does not fit --budget-gpu-hours. The figures also go to PILOT_DIR/sizing.json."""
 
@@ -68,6 +69,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     run_dir = Path(os.path.abspath(args.run_dir))
     corpus = pilot.read_corpus(spec)
     limits = pilot.partition_limits(opts.partition)
+    if opts.time:  # the user's own ceiling on a task, within the partition's
+        own_s = sbatch.time_seconds(opts.time)
+        if limits.max_time_s is None or own_s < limits.max_time_s:
+            limits = dataclasses.replace(limits, max_time_s=own_s, time_source="--time")
     paths = pilot.new_pilot_dir(Path(args.pilot_dir or f"{run_dir}-pilot").absolute())
     picks = pilot.write_sample(corpus, args.pilot_items, paths.root / "sample.jsonl")
     pspec = pilot.pilot_spec(spec, paths.root / "sample.jsonl")
@@ -149,8 +154,8 @@ def format_report(r: dict, sizing, m, limits, targets, pstats: dict) -> str:
         "(interpreter, imports, model load)",
         f"corpus: {r['items']:,} records, {hours:,.2f} h of audio (longest item {r['longest_item_s']:.1f} s)"
         + (f"; {r['invalid_lines']} invalid line(s) left out" if r["invalid_lines"] else ""),
-        (f"partition {limits.partition}: MaxTime {fmt_time(limits.max_time_s) if limits.max_time_s else 'unlimited'}, "
-         f"MaxArraySize {limits.max_array_size}") if limits.partition else
+        (f"partition {limits.partition}: longest task {fmt_time(limits.max_time_s) if limits.max_time_s else 'unlimited'}"
+         f" ({limits.time_source}), MaxArraySize {limits.max_array_size}") if limits.partition else
         "no SLURM here (no scontrol): partition limits not checked; give --partition and plan on the login node",
         "",
         f"compute:  {sizing.compute_h:,.3f} task hours = {sizing.shards} x {m.startup_s:.1f} s start-up + "

@@ -58,6 +58,7 @@ class Limits:
     partition: str | None = None
     max_time_s: int | None = None
     max_array_size: int = 1001
+    time_source: str = "the partition's MaxTime"  # or the user's --time, when it is lower
 
 
 @dataclass(frozen=True)
@@ -120,13 +121,14 @@ def size_job(audio_s: float, longest_s: float, items: int, m: Measured, limits: 
         cap_audio_s = rate * ((limits.max_time_s - tg.signal_delay_s) / tg.safety - t0) - longest_s
         if cap_audio_s <= 0:
             raise ConfigError(
-                f"partition {limits.partition}: MaxTime {fmt_time(limits.max_time_s)} cannot hold one task with a "
+                f"partition {limits.partition}: {limits.time_source} {fmt_time(limits.max_time_s)} cannot hold one "
+                f"task with a "
                 f"{tg.safety:g}x margin: start-up {t0:.0f} s + the longest item ({longest_s:.0f} s of audio at "
                 f"{rate:.1f} audio s/s); choose a partition with a longer MaxTime, a lower --safety, or cut the "
                 "longest items (e.g. with VAD segments)")
         needed = min(items, math.ceil(audio_s / cap_audio_s))
-        notes.append(f"{'--shards ' + str(n) if tg.shards else str(n) + ' shards'} would need a longer --time than "
-                     f"the partition's MaxTime ({fmt_time(limits.max_time_s)}): {needed} shards instead")
+        notes.append(f"{'--shards ' + str(n) if tg.shards else str(n) + ' shard(s)'} would need tasks longer than "
+                     f"{limits.time_source} allows ({fmt_time(limits.max_time_s)}): {needed} shards instead")
         n = needed
     task_s = t0 + audio_s / n / rate
     task_max_s = t0 + largest(n) / rate

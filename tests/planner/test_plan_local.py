@@ -62,3 +62,14 @@ def test_plan_help_explains_the_planner():
     out = amela("plan", PACED, "--help").stdout
     for words in ("--pilot-items", "--budget-gpu-hours", "--safety", "MaxTime", "--sleep-per-audio-s"):
         assert words in out
+
+
+def test_over_budget_is_said_and_exits_1(tmp_path):
+    corpus = make_corpus(tmp_path / "m.jsonl", 6)
+    proc = amela("plan", PACED, corpus, "-o", tmp_path / "run", "--workers", 0, "--setup-s", 0,
+                 "--sleep-per-audio-s", 0.01, "--pilot-items", 3, "--budget-gpu-hours", 1e-6, check=1)
+    assert "DOES NOT FIT" in proc.stdout and "submit with:" in proc.stdout
+    sizing = json.loads((tmp_path / "run-pilot" / "sizing.json").read_text())
+    assert sizing["sizing"]["fits_budget"] is False and sizing["pilot"]["items"] == 3
+    # the pilot is an ordinary run directory: merged, with its outputs
+    assert len((tmp_path / "run-pilot" / "paced.jsonl").read_text().splitlines()) == 3
