@@ -17,7 +17,7 @@ import orjson
 from ..errors import AmelaError, ConfigError, ManifestError
 from ..manifest import dumps, loads, scan_directory, validate_record, write_bytes_atomic
 from ..paths import RunPaths
-from ..runner import RunSpec, merge, prepare
+from ..runner import RunSpec, locked, merge, prepare
 from .sizing import Limits, Measured, stratified_sample
 
 logger = logging.getLogger("amela.plan")
@@ -108,12 +108,13 @@ def run_local(paths: RunPaths, spec: RunSpec) -> tuple[Measured, dict]:
     """Run the pilot here; start-up = the pool's start (spawn, imports, setup()) before the shard begins."""
     from ..executors.local import default_workers, run_shards
 
-    prepare(paths, spec)
-    workers = default_workers(spec)
-    t = time.monotonic()
-    shard = run_shards(paths, spec, [0], workers, show_progress=False)[0]
-    total_s = time.monotonic() - t
-    stats = merge(paths, spec.stage_class()(spec.options))
+    with locked(paths.lock, f"pilot directory {paths.root}"):
+        prepare(paths, spec)
+        workers = default_workers(spec)
+        t = time.monotonic()
+        shard = run_shards(paths, spec, [0], workers, show_progress=False)[0]
+        total_s = time.monotonic() - t
+        stats = merge(paths, spec.stage_class()(spec.options))
     return _measured(shard, total_s, workers, f"this machine ({socket.gethostname()})"), stats
 
 
@@ -131,18 +132,12 @@ def run_sbatch(paths: RunPaths, spec: RunSpec, args: argparse.Namespace, timeout
     sbatch.launch(paths, spec, ns)
     job_id = slurm.load_submissions(paths)[-1].job_id
     logger.info("pilot submitted as SLURM job %s; waiting for it (logs: %s)", job_id, paths.logs)
-    deadline, last_log = time.monotonic() + timeout_s, time.monotonic()
-    while True:
-        states = {k: s.state for k, s in slurm.query_states([job_id]).items() if k.startswith(job_id)}
-        if states and all(s in slurm.FINAL_STATES for s in states.values()) and "[" not in "".join(states):
-            break
-        if time.monotonic() > deadline:
-            raise AmelaError(f"the pilot job {job_id} did not finish within {timeout_s:.0f} s ({states}); it is "
-                             f"still queued or running: `scancel {job_id}`, or raise --pilot-timeout-s")
-        if time.monotonic() - last_log > 60:
-            logger.info("pilot job %s: %s", job_id, ", ".join(sorted(set(states.values()))) or "submitted")
-            last_log = time.monotonic()
-        time.sleep(1)
+    try:
+        states = _wait(job_id, timeout_s)
+    except BaseException:  # interrupted (or gave up): the pilot job must not run on unattended
+        slurm.run_command(["scancel", job_id])
+        logger.warning("pilot job %s cancelled", job_id)
+        raise
     state = next(iter(states.values()))
     done = paths.shard(0).done.exists()
     if state != "COMPLETED" or not done:
@@ -153,8 +148,27 @@ def run_sbatch(paths: RunPaths, spec: RunSpec, args: argparse.Namespace, timeout
     res = spec.stage_class().resources
     workers = spec.run.workers if spec.run.workers is not None else (
         res.default_workers or max(1, job.cpus_per_task // max(1, res.cpus_per_worker)))
-    stats = merge(paths, spec.stage_class()(spec.options))
+    with locked(paths.lock, f"pilot directory {paths.root}"):
+        stats = merge(paths, spec.stage_class()(spec.options))
     return _measured(shard, elapsed_s, max(1, workers), f"SLURM job {job_id} on {node}"), stats
+
+
+def _wait(job_id: str, timeout_s: float) -> dict[str, str]:
+    """The job's final state(s), polled from slurmctld/sacct every second."""
+    from ..executors import slurm
+
+    deadline, last_log = time.monotonic() + timeout_s, time.monotonic()
+    while True:
+        states = {k: s.state for k, s in slurm.query_states([job_id]).items() if k.startswith(job_id)}
+        if states and all(s in slurm.FINAL_STATES for s in states.values()) and "[" not in "".join(states):
+            return states
+        if time.monotonic() > deadline:
+            raise AmelaError(f"the pilot job {job_id} did not finish within {timeout_s:.0f} s ({states}); "
+                             "raise --pilot-timeout-s, or ask for a partition with a shorter queue")
+        if time.monotonic() - last_log > 60:
+            logger.info("pilot job %s: %s", job_id, ", ".join(sorted(set(states.values()))) or "submitted")
+            last_log = time.monotonic()
+        time.sleep(1)
 
 
 def _sacct_elapsed(job_id: str) -> tuple[float, str]:

@@ -88,3 +88,13 @@ def test_unknown_partition_names_the_ones_there_are(slurm_cluster, tmp_path):
     corpus = make_corpus(tmp_path / "m.jsonl", 4)
     proc = amela(slurm_cluster, "plan", PACED, corpus, "-o", tmp_path / "run", "--partition", "nosuch", check=2)
     assert "partition 'nosuch' not found" in proc.stderr and slurm_cluster.partition in proc.stderr
+
+
+def test_a_pilot_that_takes_too_long_is_cancelled_not_left_running(slurm_cluster, tmp_path):
+    corpus = make_corpus(tmp_path / "m.jsonl", 4)
+    proc = amela(slurm_cluster, "plan", PACED, corpus, "-o", tmp_path / "run", "--setup-s", 60, "--backend", "sbatch",
+                 "--gpus-per-task", 0, "--pilot-timeout-s", 1, check=1)
+    assert "did not finish within 1 s" in proc.stderr and "Traceback" not in proc.stderr
+    with open(tmp_path / "run-pilot" / "slurm_jobs.json") as fh:
+        job = json.load(fh)["jobs"][0]["job_id"]
+    assert set(slurm_cluster.wait_for_job(job).values()) == {"CANCELLED"}
