@@ -151,7 +151,9 @@ def format_report(r: dict, sizing, m, limits, targets, pstats: dict) -> str:
         + (f"; {pstats['failed']} item(s) failed (see {r['pilot']['dir']}/failures.jsonl)" if pstats["failed"] else ""),
         f"  throughput: {m.task_rate:.2f} audio s/s per task, {m.worker_rate:.2f} per worker"
         f"{' (per GPU)' if r['gpus_per_task'] == 1 and m.workers == 1 else ''}; start-up {m.startup_s:.1f} s per task "
-        "(interpreter, imports, model load)",
+        "(interpreter, imports, model load)"
+        + (f"\n  (the pilot worked only {m.work_s:.1f} s: a rough figure; more --pilot-items give a closer one)"
+           if m.work_s < 10 and r["pilot"]["items"] < r["items"] else ""),
         f"corpus: {r['items']:,} records, {hours:,.2f} h of audio (longest item {r['longest_item_s']:.1f} s)"
         + (f"; {r['invalid_lines']} invalid line(s) left out" if r["invalid_lines"] else ""),
         (f"partition {limits.partition}: longest task {fmt_time(limits.max_time_s) if limits.max_time_s else 'unlimited'}"
