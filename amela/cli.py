@@ -25,9 +25,10 @@ BACKENDS = ("local", "sbatch", "submitit")
 # Modules with register(subparsers, stage_name) adding commands (kept light to import). stage_name is the STAGE typed
 # after a command of STAGED_COMMANDS, whose options depend on the stage (parsed in one pass, flags from its config).
 # slurm_cli: amela prepare (the first step of hand-written SLURM scripts); asr.cli: asr-eval;
-# vad.cli: amela vad probs|resegment|tune; report.cli: amela report
-EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli", "amela.vad.cli", "amela.report.cli")
-STAGED_COMMANDS = ("run", "prepare")
+# vad.cli: amela vad probs|resegment|tune; report.cli: amela report; planner.cli: amela plan (pilot run, job sizing)
+EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli", "amela.vad.cli", "amela.report.cli",
+                  "amela.planner.cli")
+STAGED_COMMANDS = ("run", "prepare", "plan")
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
 
