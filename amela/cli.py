@@ -22,7 +22,7 @@ logger = logging.getLogger("amela")
 BACKENDS = ("local", "sbatch", "submitit")
 # Modules with register(subparsers, stage_name) adding commands (kept light to import). stage_name is the STAGE typed
 # after a command of STAGED_COMMANDS, whose options depend on the stage (parsed in one pass, flags from its config).
-EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli")  # amela prepare (the first step of hand-written SLURM scripts)
+EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli", "amela.pipeline.cli")
 STAGED_COMMANDS = ("run", "prepare")
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 

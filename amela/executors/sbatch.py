@@ -106,6 +106,7 @@ class BatchJob:
     venv: str | None = None
     setup_cmds: tuple[str, ...] = ()
     sbatch_args: tuple[str, ...] = ()
+    container_cmd: str | None = None  # prefix of the Python command, e.g. 'apptainer exec --nv image.sif'
 
 
 def _directive_value(value: str) -> str:
@@ -176,7 +177,7 @@ def render_array_script(job: BatchJob) -> str:
         "trap on_usr1 USR1",
         "trap 'stop_child; exit 143' TERM",
         "",
-        '"$PYTHON" -m amela run-shard "$RUN_DIR" "$SHARD" --no-progress &',
+        f'{_launcher(job)}"$PYTHON" -m amela run-shard "$RUN_DIR" "$SHARD" --no-progress &',
         "pid=$!",
         'wait "$pid"',
         "exit $?",
@@ -196,7 +197,7 @@ def render_merge_script(job: BatchJob) -> str:
         f"RUN_DIR={shlex.quote(job.run_dir)}",
         *_environment(job),
         "",
-        '"$PYTHON" -m amela merge "$RUN_DIR"',
+        f'{_launcher(job)}"$PYTHON" -m amela merge "$RUN_DIR"',
         "rc=$?",
         "# 1 also means 'merged, but some items failed' (listed in failures.jsonl): the merge itself succeeded then.",
         'if [ "$rc" = 1 ] && grep -q \'"complete":true\' "$RUN_DIR/stats.json" 2>/dev/null; then rc=0; fi',
@@ -204,6 +205,27 @@ def render_merge_script(job: BatchJob) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def render_prepare_script(job: BatchJob, root: str, step: str) -> str:
+    """A pipeline step's preparation job: filter its input and split it into shards, once the step above merged."""
+    lines = [
+        "#!/bin/bash",
+        f"# AMELA pipeline {root}: prepare step {step} (submitted with --dependency=afterok on the step it reads).",
+        *_header(job, 0, ()),
+        "set -uo pipefail",
+        "",
+        *_environment(job),
+        "",
+        f'{_launcher(job)}"$PYTHON" -m amela pipeline prepare-step {shlex.quote(root)} {shlex.quote(step)}',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _launcher(job: BatchJob) -> str:
+    """Many clusters run software only in containers: every Python of a task goes through the container command."""
+    return f"{job.container_cmd} " if job.container_cmd else ""
 
 
 def array_spec(task_ids: list[int], parallelism: int | None) -> str:
