@@ -191,7 +191,7 @@ def render_merge_script(job: BatchJob) -> str:
     lines = [
         "#!/bin/bash",
         f"# AMELA {job.stage}: merge the shards of {job.run_dir} (submitted with --dependency=afterok on the arrays).",
-        *_header(job, 0, ()),
+        *_header(job, 0, job.sbatch_args),
         "set -uo pipefail",
         "",
         f"RUN_DIR={shlex.quote(job.run_dir)}",
@@ -253,8 +253,10 @@ def batch_job(paths, spec, opts: SlurmOptions, setup_cmds=(), sbatch_args=()) ->
 def merge_job(job: BatchJob, paths) -> BatchJob:
     from dataclasses import replace
 
+    # Mail options go to the merge too: it is the job that finishes the run.
+    mail = tuple(a for a in job.sbatch_args if a.startswith("--mail-"))
     return replace(job, job_name=f"{job.job_name}-merge", log_pattern=str(paths.logs / "merge_%j.out"),
-                   cpus_per_task=1, gpus_per_task=0, signal_delay_s=0, sbatch_args=())
+                   cpus_per_task=1, gpus_per_task=0, signal_delay_s=0, sbatch_args=mail)
 
 
 def launch(paths, spec, args) -> int:

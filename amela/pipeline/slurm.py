@@ -19,6 +19,7 @@ from dataclasses import replace
 from ..errors import ConfigError, SubmissionError
 from ..executors import slurm
 from ..executors.sbatch import (
+    GPU_REFUSED,
     SlurmOptions,
     batch_job,
     merge_job,
@@ -101,68 +102,120 @@ def submit_graph(pp: PipelinePaths, spec: PipelineSpec, decisions: list[Decision
     if live:
         raise ConfigError(f"pipeline {pp.root} still has queued or running jobs ({', '.join(live)}); wait for them "
                           f"(amela pipeline status {pp.root}) or cancel them (amela pipeline cancel {pp.root})")
-    if backend == "submitit":
-        logger.info("submitit backend: the graph is submitted with sbatch, the same jobs submitit would make")
     todo = [d for d in decisions if d.action != SKIP]
-    leaves = {d.step.name for d in todo if not any(e.step.upstream == d.step.name for e in todo)}
     jobs: dict[str, dict] = {}
+    try:
+        _submit_steps(pp, spec, todo, jobs, old, backend, mail_type, mail_user, container_cmd)
+    except SubmissionError as exc:  # never leave half a graph queued: take back what this call submitted
+        ids = _all_ids(jobs)
+        if ids:
+            slurm.run_command(["scancel", *ids])
+        _save_jobs(pp, old, backend)
+        raise SubmissionError(f"{exc}\n  cancelled the {len(ids)} job(s) this call had submitted; fix the step "
+                              "and run the same command again") from None
+    if not todo:
+        print("nothing to submit: every step is complete and unchanged")
+    else:
+        print(f"submitted {len(todo)} step(s); follow with: amela pipeline status {pp.root}")
+    return jobs
+
+
+def _submit_steps(pp: PipelinePaths, spec: PipelineSpec, todo: list[Decision], jobs: dict, old: dict, backend: str,
+                  mail_type: str | None, mail_user: str | None, container_cmd: str | None) -> None:
+    from ..runner import run_status
+
+    leaves = {d.step.name for d in todo if not any(e.step.upstream == d.step.name for e in todo)}
     for d in todo:
         step = d.step
         if d.action == RERUN:
             set_aside(pp, step.name)
         paths = begin(pp, d)
         opts = _options(step)
-        rs = run_spec(pp, spec, step)
-        job = replace(batch_job(paths, rs, opts, step.slurm["setup_cmd"], step.slurm["sbatch_arg"]),
-                      container_cmd=container_cmd)
-        scripts = paths.slurm_scripts
-        scripts.mkdir(parents=True, exist_ok=True)
-        stage = job.stage
-        array_path, merge_path = scripts / f"{stage}.sbatch", scripts / "merge.sbatch"
-        write_bytes_atomic(array_path, render_array_script(job).encode())
-        merge = merge_job(job, paths)
-        if mail_type and step.name in leaves:
-            merge = replace(merge, sbatch_args=(f"--mail-type={mail_type}",) + ((f"--mail-user={mail_user}",)
-                                                                                 if mail_user else ()))
-        write_bytes_atomic(merge_path, render_merge_script(merge).encode())
-        mine: dict = {"arrays": []}
+        if backend == "submitit":
+            from .submitit_graph import StepJobs
+
+            submitter = StepJobs(paths, step, opts, container_cmd)
+        else:
+            submitter = SbatchSteps(pp, spec, paths, step, opts, container_cmd)
+        mine: dict = {"prepare": None, "arrays": []}
+        jobs[step.name] = mine  # filled as jobs are accepted, so a refusal can take them back
         upstream_merge = jobs.get(step.upstream, {}).get("merge") if step.upstream else None
-        dep: list[str] = []
+        after: list[str] = []
         if upstream_merge:  # its input does not exist yet: prepare in a job once the step above merged
-            prep_path = scripts / "prepare.sbatch"
-            prep = replace(merge, job_name=f"{job.job_name}-prepare", log_pattern=paths.prepare_log_pattern(),
-                           sbatch_args=())
-            write_bytes_atomic(prep_path, render_prepare_script(prep, str(pp.root), step.name).encode())
-            mine["prepare"] = slurm.sbatch([f"--dependency=afterok:{upstream_merge}", KILL, str(prep_path)])
-            dep = [f"--dependency=afterok:{mine['prepare']}", KILL]
+            mine["prepare"] = submitter.prepare(str(pp.root), [upstream_merge])
+            after = [mine["prepare"]]
             pending = list(range(step.run.shards))
         else:
             if step.upstream and not _exists(input_path(pp, spec, step)):
                 raise ConfigError(f"step {step.name!r}: step {step.upstream!r} is neither complete nor submitted")
             prepare_step(pp, spec, step)
-            from ..runner import run_status
-
             pending = run_status(paths).indices("failed", "missing")
-        limit = opts.max_array_size or slurm.max_array_size()
-        for cmd, offset in submission_commands(pending, limit, opts.array_parallelism, str(array_path)):
-            job_id = slurm.sbatch([*dep, *cmd])
-            slurm.record_submission(paths, slurm.Submission(job_id, "array", "sbatch", offset=offset,
-                                                            command=["sbatch", *cmd]))
-            mine["arrays"].append(job_id)
-        merge_dep = [f"--dependency=afterok:{':'.join(mine['arrays'])}", KILL] if mine["arrays"] else dep
-        mine["merge"] = slurm.sbatch([*merge_dep, str(merge_path)])
-        slurm.record_submission(paths, slurm.Submission(mine["merge"], "merge", "sbatch",
-                                                        command=["sbatch", str(merge_path)]))
-        jobs[step.name] = mine
-        _save_jobs(pp, {**old, **jobs}, backend)  # after each step: a failure later keeps what was submitted
-        print(f"step {step.name}: " + ", ".join(
-            f"{k} {v if not isinstance(v, list) else ','.join(v) or '-'}" for k, v in mine.items())
-            + f" ({len(pending)} shard(s))")
-    if not todo:
-        print("nothing to submit: every step is complete and unchanged")
-    else:
-        print(f"submitted {len(todo)} step(s); follow with: amela pipeline status {pp.root}")
-    return jobs
+        array = submitter.array(pending, after)
+        mine["arrays"] = array if isinstance(array, list) else [array] if array else []
+        mail = {}
+        if mail_type and step.name in leaves:  # mail comes from the job that finishes the pipeline
+            mail = {"mail_type": mail_type, **({"mail_user": mail_user} if mail_user else {})}
+        mine["merge"] = submitter.merge(mine["arrays"] or after, mail)
+        _save_jobs(pp, {**old, **jobs}, backend)
+        print(f"step {step.name}: " + (f"prepare job {mine['prepare']}, " if mine["prepare"] else "")
+              + f"array job(s) {', '.join(mine['arrays']) or '-'} ({len(pending)} shard(s)), merge job {mine['merge']}")
+
+
+class SbatchSteps:
+    """One step's rendered batch scripts (saved under ROOT/<step>/slurm/) and their submission with sbatch."""
+
+    def __init__(self, pp: PipelinePaths, spec: PipelineSpec, paths, step, opts: SlurmOptions,
+                 container_cmd: str | None):
+        self.paths, self.step, self.opts = paths, step, opts
+        rs = run_spec(pp, spec, step)
+        self.job = replace(batch_job(paths, rs, opts, step.slurm["setup_cmd"], step.slurm["sbatch_arg"]),
+                           container_cmd=container_cmd)
+        self.scripts = paths.slurm_scripts
+        self.scripts.mkdir(parents=True, exist_ok=True)
+
+    def prepare(self, root: str, after: list[str]) -> str:
+        path = self.scripts / "prepare.sbatch"
+        prep = replace(merge_job(self.job, self.paths), job_name=f"{self.job.job_name}-prepare",
+                       log_pattern=self.paths.prepare_log_pattern(), sbatch_args=())
+        write_bytes_atomic(path, render_prepare_script(prep, root, self.step.name).encode())
+        return _sbatch([*_after(after), str(path)], self.step, 0)
+
+    def array(self, pending: list[int], after: list[str]) -> list[str]:
+        path = self.scripts / f"{self.job.stage}.sbatch"
+        write_bytes_atomic(path, render_array_script(self.job).encode())
+        ids = []
+        limit = self.opts.max_array_size or slurm.max_array_size()
+        for cmd, offset in submission_commands(pending, limit, self.opts.array_parallelism, str(path)):
+            job_id = _sbatch([*_after(after), *cmd], self.step, self.job.gpus_per_task)
+            slurm.record_submission(self.paths, slurm.Submission(job_id, "array", "sbatch", offset=offset,
+                                                                 command=["sbatch", *cmd]))
+            ids.append(job_id)
+        return ids
+
+    def merge(self, after: list[str], mail: dict) -> str:
+        path = self.scripts / "merge.sbatch"
+        job = merge_job(self.job, self.paths)
+        job = replace(job, sbatch_args=job.sbatch_args + tuple(f"--{k.replace('_', '-')}={v}" for k, v in mail.items()))
+        write_bytes_atomic(path, render_merge_script(job).encode())
+        job_id = _sbatch([*_after(after), str(path)], self.step, 0)
+        slurm.record_submission(self.paths, slurm.Submission(job_id, "merge", "sbatch",
+                                                             command=["sbatch", str(path)]))
+        return job_id
+
+
+def _after(ids: list[str]) -> list[str]:
+    return [f"--dependency=afterok:{':'.join(ids)}", KILL] if ids else []
+
+
+def _sbatch(args: list[str], step, gpus: int) -> str:
+    try:
+        return slurm.sbatch(args)
+    except SubmissionError as exc:
+        if GPU_REFUSED in str(exc) and gpus:
+            raise SubmissionError(f"step {step.name}: {exc}\n  no node of this partition has {gpus} GPU(s) per task: "
+                                  "set the step's slurm: {partition: ...} to a GPU partition, or "
+                                  "{gpus_per_task: 0} to run it on CPU") from None
+        raise SubmissionError(f"step {step.name}: {exc}") from None
 
 
 def _options(step) -> SlurmOptions:

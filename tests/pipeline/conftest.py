@@ -35,7 +35,8 @@ def models(tmp_path_factory):
 
 def write_pipeline(path: Path, models, asr_text_key: str = "pred_text", shards: int = 2) -> Path:
     """VAD (segments) -> filter -> ASR -> S2S encode over the bundled samples."""
-    doc = {"steps": [
+    # CPU tasks of one CPU: the local test cluster has 2 CPUs and no GPU
+    doc = {"slurm": {"gpus_per_task": 0, "cpus_per_task": 1}, "steps": [
         {"name": "vad", "stage": "vad", "input": str(SAMPLES), "shards": shards, "workers": 1,
          "options": {"segments": True, "min_silence_s": 0.3, "max_segment_s": 20}},
         {"name": "asr", "stage": "asr", "input": "vad.segments", "where": "duration >= 0.5", "shards": shards,
