@@ -22,7 +22,11 @@ logger = logging.getLogger("amela")
 BACKENDS = ("local", "sbatch", "submitit")
 # Modules with register(subparsers, stage_name) adding commands (kept light to import). stage_name is the STAGE typed
 # after a command of STAGED_COMMANDS, whose options depend on the stage (parsed in one pass, flags from its config).
-EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli", "amela.pipeline.cli")
+# slurm_cli: amela prepare (the first step of hand-written SLURM scripts); asr.cli: asr-eval;
+# vad.cli: amela vad probs|resegment|tune; report.cli: amela report;
+# pipeline.cli: amela pipeline run|status|cancel
+EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli", "amela.vad.cli", "amela.report.cli",
+                  "amela.pipeline.cli")
 STAGED_COMMANDS = ("run", "prepare")
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -58,12 +62,16 @@ def _run_parser(sub, stage_name: str | None, name: str = "run", help: str = "run
     p.add_argument("--backend", choices=BACKENDS, default="local", help="where shards run (default: local)")
     p.add_argument("--retry-failed", action="store_true", help="re-attempt items that failed in an earlier run")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    p.add_argument("--no-report", action="store_true", help="skip RUN_DIR/report.html at the end (env: AMELA_REPORT=0)")
     cfg.add_arguments(p, RunOptions, "run options")
     for backend in BACKENDS[1:]:
         mod = _backend_module(backend, required=False)
         if mod is not None and hasattr(mod, "add_arguments"):
             mod.add_arguments(p)
     if stage_cls is not None:
+        if stage_cls.presets:
+            p.add_argument("--preset", choices=sorted(stage_cls.presets), default=None,
+                           help="a named set of stage options (under --config and flags); see the stage's docs")
         cfg.add_arguments(p, stage_cls.config_cls, f"{stage_cls.name} options")
     p.set_defaults(func=cmd_run, stage_cls=stage_cls)
     return p
@@ -94,13 +102,17 @@ def build_parser(stage_name: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_run_shard)
 
-    p = sub.add_parser("status", help="done / running / failed / missing shards and what to resubmit")
+    p = sub.add_parser("status", help="done / running / failed / missing shards, throughput, ETA, what to resubmit")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--watch", nargs="?", type=float, const=10.0, default=None, metavar="SECONDS",
+                   help="repeat every SECONDS (default 10) until the run is complete: in place on a terminal, "
+                   "as plain timestamped blocks otherwise (logs, pipes)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("merge", help="merge finished shards into RUN_DIR/<stage>.jsonl, failures.jsonl, stats.json")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--allow-partial", action="store_true", help="merge even if shards are missing")
+    p.add_argument("--no-report", action="store_true", help="skip RUN_DIR/report.html (env: AMELA_REPORT=0)")
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("validate", help="check a manifest: `file:line: problem` for each bad line")
@@ -134,7 +146,8 @@ def _resolve_spec(args):
             yaml_opts, yaml_run = data.get("options") or {}, data.get("run") or {}
         else:
             yaml_opts = data
-    options = cfg.from_dict(stage_cls.config_cls, {**yaml_opts, **cfg.pick(args, stage_cls.config_cls)},
+    preset = stage_cls.presets.get(getattr(args, "preset", None) or "", {})
+    options = cfg.from_dict(stage_cls.config_cls, {**preset, **yaml_opts, **cfg.pick(args, stage_cls.config_cls)},
                             f"{stage_cls.name} options")
     run = cfg.from_dict(RunOptions, {**yaml_run, **cfg.pick(args, RunOptions)}, "run options")
     stage = args.stage if getattr(args, "stage", None) else stage_spec(stage_cls)
@@ -142,9 +155,14 @@ def _resolve_spec(args):
 
 
 def cmd_run(args) -> int:
+    return run_spec(_resolve_spec(args), args)
+
+
+def run_spec(spec, args) -> int:
+    """Prepare, run and merge `spec` into args.run_dir (or hand it to args.backend); also used by commands that
+    build their own spec (e.g. `amela vad resegment`)."""
     from .runner import locked, merge, prepare
 
-    spec = _resolve_spec(args)
     paths = RunPaths(args.run_dir)
     paths.root.mkdir(parents=True, exist_ok=True)
     if args.backend != "local":
@@ -159,6 +177,7 @@ def cmd_run(args) -> int:
         run_local(paths, spec, spec.run.workers, show_progress=not args.no_progress)
         stats = merge(paths, spec.stage_class()(spec.options))
     print_summary(paths, stats)
+    _report(args, paths)
     return EXIT_OK if stats["failed"] == 0 else EXIT_ITEMS_FAILED
 
 
@@ -186,7 +205,19 @@ def cmd_run_shard(args) -> int:
 
 
 def cmd_status(args) -> int:
+    if args.watch is None:
+        return _status_once(args)
+    from .status_watch import watch
+
+    try:
+        return watch(lambda: _status_once(args), args.watch)
+    except Interrupted:  # Ctrl-C ends watching; the run itself is not touched
+        return EXIT_OK
+
+
+def _status_once(args) -> int:
     from .runner import array_list, run_status
+    from .runner.eta import progress_line
 
     paths = RunPaths(args.run_dir)
     if paths.slurm_jobs.exists():  # submitted to SLURM: add the scheduler's view
@@ -204,6 +235,7 @@ def cmd_status(args) -> int:
         idx = by_state.get(state, [])
         print(f"  {state:8s} {len(idx):5d}" + (f"  [{array_list(idx)}]" if idx and state != "done" else ""))
     print(f"  items: {ok} ok, {failed} failed, {st.items - ok - failed} not yet processed")
+    print(progress_line(paths, st))
     for s in st.shards:
         if s.state in ("failed", "missing") and s.detail:
             print(f"  shard {s.index}: {s.detail}")
@@ -223,7 +255,18 @@ def cmd_merge(args) -> int:
     with locked(paths.lock, f"run directory {paths.root}"):
         stats = merge(paths, spec.stage_class()(spec.options), allow_partial=args.allow_partial)
     print_summary(paths, stats)
+    _report(args, paths)
     return EXIT_OK if stats["failed"] == 0 and stats["complete"] else EXIT_ITEMS_FAILED
+
+
+def _report(args, paths: RunPaths) -> None:
+    """The run report after a local run or a merge (the SLURM merge job); --no-report or AMELA_REPORT=0 skip it."""
+    if not getattr(args, "no_report", False):
+        from .report import write_after_run
+
+        path = write_after_run(paths.root)
+        if path:
+            print(f"  report: {path}")
 
 
 def cmd_validate(args) -> int:

@@ -15,9 +15,11 @@ from typing import Any
 from .errors import ConfigError
 
 
-def option(default: Any = dataclasses.MISSING, help: str = "", choices: tuple | None = None, **kw):
-    """A config field with its help text (and optional choices) for the generated CLI flag."""
-    meta = {"help": help, "choices": choices}
+def option(default: Any = dataclasses.MISSING, help: str = "", choices: tuple | None = None, const: Any = None,
+           **kw):
+    """A config field with its help text (and optional choices) for the generated CLI flag. With `const`, the flag
+    may be given without a value, which then means `const` (e.g. `--save-probs` alone is `--save-probs uint8`)."""
+    meta = {"help": help, "choices": choices, "const": const}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
     return dataclasses.field(default=default, metadata=meta, **kw)
@@ -164,6 +166,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls, title: str | None = None
         kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
+            kw["type"] = type(f.metadata["choices"][0])  # `--hop-size 160` is the int 160, one of (160, 256)
+        if f.metadata.get("const") is not None:
+            kw["nargs"], kw["const"] = "?", f.metadata["const"]
         if inner is bool:
             kw["action"] = argparse.BooleanOptionalAction
         else:

@@ -9,7 +9,8 @@
       failures.jsonl         merged failures
       stats.json             merged statistics
       logs/                  one log per shard (and per SLURM task)
-      shards/NNNNN/          input.jsonl, output.partial, failures.partial, <stream>.partial, stats.json, DONE
+      shards/NNNNN/          input.jsonl, output.partial, failures.partial, <stream>.partial, stats.json, DONE,
+                             <blob>.bin + <blob>.idx (binary side outputs, e.g. VAD probabilities)
       files/                 files a stage asks the runner to write (e.g. resynthesised audio)
       step.json              in a pipeline step: its fingerprint (what its result depends on)
       filter_kept.jsonl      in a pipeline step with `where:`: the records it kept (the run's input)
@@ -47,6 +48,13 @@ class ShardPaths:
 
     def stream(self, name: str) -> Path:
         return self.dir / f"{name}.partial"
+
+    def blob(self, name: str) -> Path:
+        """A stage's binary side output, every item's bytes back to back (see runner/blobs.py)."""
+        return self.dir / f"{name}.bin"
+
+    def blob_index(self, name: str) -> Path:
+        return self.dir / f"{name}.idx"
 
     @property
     def stats(self) -> Path:

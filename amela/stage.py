@@ -27,11 +27,22 @@ class Resources:
 
 
 @dataclass
+class Blob:
+    """Binary side output of one record (e.g. frame probabilities). The runner packs the blobs of a shard into one
+    file with an index (never one small file per record), atomically and resumably; `meta` goes into the index."""
+
+    data: bytes
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
 class Output:
-    """A stage's result for one record, with records for its extra streams (e.g. one per speech segment)."""
+    """A stage's result for one record, with records for its extra streams (e.g. one per speech segment) and
+    binary blobs (see Blob)."""
 
     record: dict
     streams: dict[str, list[dict]] = field(default_factory=dict)
+    blobs: dict[str, Blob] = field(default_factory=dict)
 
 
 class FileSink:
@@ -63,6 +74,8 @@ class Stage:
     resources: ClassVar[Resources] = Resources()
     accepts_directory: ClassVar[bool] = False  # may INPUT be a directory of audio?
     streams: ClassVar[tuple[str, ...]] = ()  # extra outputs, merged to RUN_DIR/<name>_<stream>.jsonl
+    blobs: ClassVar[tuple[str, ...]] = ()  # binary side outputs, packed per shard (shards/NNNNN/<blob>.bin + .idx)
+    presets: ClassVar[dict[str, dict]] = {}  # --preset NAME: named option sets (under --config and flags)
     description: ClassVar[str] = ""
 
     def __init__(self, config, sink: FileSink | None = None):
@@ -85,6 +98,10 @@ class Stage:
     def output_streams(self) -> tuple[str, ...]:
         """The extra streams this config produces (a subset of `streams`; e.g. segments only with --segments)."""
         return self.streams
+
+    def output_blobs(self) -> tuple[str, ...]:
+        """The blobs this config produces (a subset of `blobs`)."""
+        return self.blobs
 
     @classmethod
     def doctor(cls) -> list[tuple[str, bool, str]]:

@@ -8,7 +8,7 @@ ROOT=$(pwd)
 VENV=${AMELA_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 TORCH_VERSION=2.13.0
-APT_PACKAGES=(libc++1 libc++abi1 espeak-ng sox libsndfile1)
+APT_PACKAGES=(libc++1 libc++abi1 espeak-ng sox libsndfile1 chromium)  # chromium: the report's browser tests
 
 stamp_key() { cat "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1; }
 STAMP="$VENV/.amela-setup-stamp"

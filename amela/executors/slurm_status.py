@@ -152,6 +152,9 @@ def print_status(paths: RunPaths) -> int:
         if idx or state in ("done", "failed", "missing"):
             print(f"  {state:9s} {len(idx):5d}" + (f"  [{array_list(idx)}]" if idx and state != "done" else ""))
     print(f"  items: {ok} ok, {failed_items} failed, {status.items - ok - failed_items} not yet processed")
+    from ..runner.eta import progress_line
+
+    print(progress_line(paths, status))
     _print_jobs(paths)
     todo = [v.index for v in views if v.state in NEEDS_WORK]
     for v in views:

@@ -15,7 +15,8 @@ from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths, ShardPaths
 from ..progress import Progress
 from ..stage import Output, Stage
-from . import shardio
+from . import attempts, shardio
+from . import blobs as blobio
 
 logger = logging.getLogger("amela.runner")
 
@@ -62,7 +63,15 @@ def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bo
     with locked(sp.lock, f"shard {index} of {paths.root}"), shard_log(paths, index):
         if sp.done.exists():
             return loads(sp.stats.read_bytes())
-        return _run(paths, sp, index, stage, pool, show_progress)
+        attempts.record_start(sp.dir, time.time())
+        try:
+            stats = _run(paths, sp, index, stage, pool, show_progress)
+        except BaseException as exc:  # recorded for the report's timeline, then re-raised untouched
+            attempts.record_end(sp.dir, "error" if isinstance(exc, Exception) else "interrupted",
+                                f"{type(exc).__name__}: {exc}")
+            raise
+        attempts.record_end(sp.dir, "done")
+        return stats
 
 
 def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_progress: bool) -> dict:
@@ -71,7 +80,8 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
     write_bytes_atomic(sp.dir / "ATTEMPT", dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": t0,
                                                   "slurm_job": os.environ.get("SLURM_JOB_ID")}))
     streams = stage.output_streams()
-    files = [sp.output, sp.failures] + [sp.stream(s) for s in streams]
+    blob_names = stage.output_blobs()
+    files = [sp.output, sp.failures] + [sp.stream(s) for s in streams] + [sp.blob_index(b) for b in blob_names]
     for f in files:
         dropped = shardio.recover(f)
         if dropped:
@@ -92,10 +102,14 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
                         enabled=show_progress)
     out, fail = shardio.Appender(sp.output), shardio.Appender(sp.failures)
     extra = {s: shardio.Appender(sp.stream(s)) for s in streams}
+    blob_out = {b: blobio.BlobWriter(sp.blob(b), sp.blob_index(b), done) for b in blob_names}
     try:
         for idx, outcome in pool.run(work):
             record = by_idx[idx]
             if isinstance(outcome, Output):
+                for name, blob in outcome.blobs.items():
+                    if name in blob_out:
+                        blob_out[name].write(idx, record, blob)
                 for name, rows in outcome.streams.items():
                     if name in extra:
                         for row in rows:
@@ -109,7 +123,7 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
                     logger.debug("item %d traceback:\n%s", idx, outcome.traceback)
             progress.update(record["duration"], not isinstance(outcome, Output))
     finally:
-        for a in (out, fail, *extra.values()):
+        for a in (out, fail, *extra.values(), *blob_out.values()):
             a.close()
         progress.close()
     return _finalize(sp, index, inputs, files, t0, pool, baseline)

@@ -32,7 +32,7 @@ class _Collector:
         self.segment_s.extend(e - s for s, e in record["speech_segments"])
 
 
-def build_reports(records: Iterable[dict]) -> dict[str, bytes]:
+def build_reports(records: Iterable[dict], cfg=None) -> dict[str, bytes]:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -40,10 +40,11 @@ def build_reports(records: Iterable[dict]) -> dict[str, bytes]:
     for record in records:
         writer.writerow(_row(record))
         data.add(record)
-    return {"vad_stats.csv": text.getvalue().encode("utf-8"), "vad_report.png": plot(data)}
+    limits = (cfg.min_segment_s or None, cfg.effective_max_segment_s) if cfg is not None else (None, None)
+    return {"vad_stats.csv": text.getvalue().encode("utf-8"), "vad_report.png": plot(data, limits)}
 
 
-def plot(data: _Collector) -> bytes:
+def plot(data: _Collector, segment_limits: tuple = (None, None)) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")  # no display on cluster nodes
@@ -61,6 +62,12 @@ def plot(data: _Collector) -> bytes:
             ax.hist(values, bins=bins, color="#3b75af", edgecolor="white")
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        if i == 2:  # the configured segment-length range, so one sees the distribution sits inside it
+            for limit, label in zip(segment_limits, ("min_segment_s", "max_segment_s")):
+                if limit:
+                    ax.axvline(limit, color="#c0392b", linestyle="--", linewidth=1)
+                    ax.annotate(f"{label} {limit:g}", (limit, 1), xycoords=("data", "axes fraction"),
+                                fontsize=7, color="#c0392b", rotation=90, va="top", ha="right")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("count")

@@ -12,11 +12,37 @@ FLAG_1M_S = 60.0
 DECIMALS = 4  # 0.1 ms: frame boundaries (multiples of 10 or 16 ms) stay exact
 
 
+def decide(probs: np.ndarray, threshold: float, neg_threshold: float | None = None) -> np.ndarray:
+    """Speech decision per frame from probabilities (bool).
+
+    Without hysteresis a frame is speech when its probability is above `threshold` (exactly the library's own flag;
+    the -1 the library gives an unscored frame is never speech). With `neg_threshold` speech starts on a frame above
+    `threshold` and lasts while the probability stays above `neg_threshold` (it ends at the first frame at or below
+    it). neg_threshold == threshold is the same as no hysteresis."""
+    probs = np.asarray(probs)
+    high = probs > threshold
+    if neg_threshold is None or neg_threshold >= threshold:
+        return high
+    low = probs > neg_threshold
+    edges = np.diff(np.concatenate(([0], low.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    highs = np.flatnonzero(high)
+    if not len(highs):
+        return high
+    pos = np.searchsorted(highs, starts)  # the first high frame at or after each run of `low` frames
+    first = highs[np.minimum(pos, len(highs) - 1)]
+    ok = (pos < len(highs)) & (first < ends)
+    marks = np.zeros(len(probs) + 1, np.int32)
+    np.add.at(marks, first[ok], 1)
+    np.add.at(marks, ends[ok], -1)
+    return np.cumsum(marks[:-1]) > 0
+
+
 def raw_segments(flags: np.ndarray, frame_s: float) -> list[list[float]]:
     """Runs of speech frames as [start, end] seconds: frame i covers [i, i+1) * frame_s.
 
-    Speech is flag 1 only: with hop 160 the library answers -1 (probability -1) for the first frame, which has too
-    little history to score; that frame counts as non-speech."""
+    Speech is flag 1 (or True) only: with hop 160 the library answers -1 (probability -1) for the first frame, which
+    has too little history to score; that frame counts as non-speech."""
     edges = np.diff(np.concatenate(([0], (np.asarray(flags) > 0).astype(np.int8), [0])))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     return [[s * frame_s, e * frame_s] for s, e in zip(starts.tolist(), ends.tolist())]
@@ -33,8 +59,10 @@ def merge_close(segments: list[list[float]], max_gap_s: float) -> list[list[floa
     return merged
 
 
-def pad(segments: list[list[float]], pad_s: float, duration_s: float) -> list[list[float]]:
-    padded = [[max(0.0, s - pad_s), min(duration_s, e + pad_s)] for s, e in segments]
+def pad(segments: list[list[float]], onset_s: float, offset_s: float, duration_s: float) -> list[list[float]]:
+    """Extend each segment by `onset_s` before and `offset_s` after (clipped to the file); segments whose padding
+    meets are joined into their union, so a merged pair is padded once, at its outer edges, never twice."""
+    padded = [[max(0.0, s - onset_s), min(duration_s, e + offset_s)] for s, e in segments]
     return merge_close(padded, 0.0)
 
 
@@ -59,17 +87,47 @@ def split_long(segment: list[float], probs: np.ndarray, frame_s: float, max_s: f
 
 
 def postprocess(segments, probs, frame_s: float, duration_s: float, cfg) -> list[list[float]]:
-    """The configured clean-up, in this order: merge short silences, drop short speech, pad, split long speech.
-    With the default config (all zero / None) the raw segments come back unchanged."""
+    """The configured clean-up, in this order: merge short silences, drop short speech, pad, split long segments,
+    drop segments still shorter than min_segment_s. With the default config the raw segments come back unchanged."""
     if cfg.min_silence_s > 0:
         segments = merge_close(segments, cfg.min_silence_s)
     if cfg.min_speech_s > 0:
         segments = [s for s in segments if s[1] - s[0] >= cfg.min_speech_s]
-    if cfg.pad_s > 0:
-        segments = pad(segments, cfg.pad_s, duration_s)
-    if cfg.max_segment_s is not None:
-        segments = [p for s in segments for p in split_long(s, probs, frame_s, cfg.max_segment_s)]
+    onset_s, offset_s = cfg.pad_onset, cfg.pad_offset
+    if onset_s > 0 or offset_s > 0:
+        segments = pad(segments, onset_s, offset_s, duration_s)
+    max_s = cfg.effective_max_segment_s
+    if max_s is not None:
+        segments = [p for s in segments for p in split_long(s, probs, frame_s, max_s)]
+    if cfg.min_segment_s > 0:
+        segments = [s for s in segments if s[1] - s[0] >= cfg.min_segment_s - 1e-9]
     return segments
+
+
+def confidence(segments, probs: np.ndarray, frame_s: float) -> list[float]:
+    """Mean speech probability of the frames each segment touches (an unscored frame's -1 counts as 0)."""
+    p = np.clip(np.asarray(probs, np.float64), 0.0, 1.0)
+    csum = np.concatenate(([0.0], np.cumsum(p)))
+    n = len(p)
+    out = []
+    for start, end in segments:
+        a = min(n, max(0, int(np.floor(start / frame_s + 1e-6))))
+        b = min(n, max(a, int(np.ceil(end / frame_s - 1e-6))))
+        out.append(round(float((csum[b] - csum[a]) / (b - a)), DECIMALS) if b > a else 0.0)
+    return out
+
+
+def pack(segments: list[list[float]], max_s: float, max_gap_s: float) -> list[list[list[float]]]:
+    """Groups of consecutive segments, each spanning at most `max_s` from its first start to its last end, with at
+    most `max_gap_s` between neighbours. Segments are never cut: one longer than `max_s` (the caller splits those
+    first) forms a group of its own."""
+    groups: list[list[list[float]]] = []
+    for seg in segments:
+        if groups and seg[0] - groups[-1][-1][1] <= max_gap_s + 1e-9 and seg[1] - groups[-1][0][0] <= max_s + 1e-9:
+            groups[-1].append(seg)
+        else:
+            groups.append([seg])
+    return groups
 
 
 def gaps(segments: list[list[float]], duration_s: float) -> list[list[float]]:

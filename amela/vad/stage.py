@@ -6,12 +6,21 @@ import time
 from collections.abc import Callable, Iterator
 
 from ..errors import ItemError
-from ..stage import Output, Resources, Stage
+from ..stage import Blob, Output, Resources, Stage
 from .config import SAMPLE_RATE, VadConfig
 
 CRASH_ENV = "AMELA_VAD_TEST_CRASH"  # test hook: a file whose basename matches crashes the worker inside ctypes
 DROPPED_KEYS = ("header_error",)  # the directory scan's note; a file that decoded has no header problem
 SEGMENT_DROPPED_KEYS = ("offset", "duration", "text", "header_error", "speech_segments", "split_points")
+PROBS = "probs"  # the blob holding each file's frame probabilities (--save-probs)
+PRESETS = {
+    # ASR input (transcription): hysteresis, generous padding, packed into <= 30 s records (cf. WhisperX)
+    "asr": {"neg_threshold": 0.35, "min_speech_s": 0.1, "min_silence_s": 0.1, "pad_onset_s": 0.1,
+            "pad_offset_s": 0.2, "max_segment_s": 30.0, "segments": True, "pack_to_s": 30.0, "pack_max_gap_s": 2.0},
+    # training data: segments of 1 to 20 s with a little context, no long silences inside
+    "training": {"neg_threshold": 0.35, "min_speech_s": 0.25, "min_silence_s": 0.3, "pad_onset_s": 0.1,
+                 "pad_offset_s": 0.15, "max_segment_s": 20.0, "min_segment_s": 1.0, "segments": True},
+}
 
 
 class VadStage(Stage):
@@ -19,7 +28,9 @@ class VadStage(Stage):
     config_cls = VadConfig
     resources = Resources(cpus_per_worker=1)
     accepts_directory = True
-    streams = ("segments",)
+    streams = ("segments", "packed")
+    blobs = (PROBS,)
+    presets = PRESETS
     description = "TEN-VAD speech detection: segments, speech ratio, statistics and split points per file"
 
     def __init__(self, config=None, sink=None):
@@ -29,7 +40,10 @@ class VadStage(Stage):
 
     # -- main process ----------------------------------------------------------------------------------------------
     def output_streams(self) -> tuple[str, ...]:
-        return self.streams if self.config.segments else ()
+        return tuple(s for s, on in (("segments", self.config.segments), ("packed", self.config.pack_to_s)) if on)
+
+    def output_blobs(self) -> tuple[str, ...]:
+        return (PROBS,) if self.config.save_probs else ()
 
     @classmethod
     def doctor(cls) -> list[tuple[str, bool, str]]:
@@ -40,7 +54,7 @@ class VadStage(Stage):
     def reports(self, outputs: Callable[[], Iterator[dict]]) -> dict[str, bytes]:
         from .report import build_reports
 
-        return build_reports(outputs())
+        return build_reports(outputs(), self.config)
 
     def summary(self, outputs: Callable[[], Iterator[dict]]) -> dict:
         from .report import summarize
@@ -76,7 +90,6 @@ class VadStage(Stage):
 
     def process_one(self, record: dict):
         from .audio import open_span
-        from .segments import file_stats, postprocess, raw_segments, split_points
 
         cfg = self.config
         path = record["audio_filepath"]
@@ -88,20 +101,39 @@ class VadStage(Stage):
         if len(flags) == 0:
             samples = int(round(span.duration_s * SAMPLE_RATE))
             raise ItemError(f"{path}: too short for one VAD frame ({samples} samples at 16 kHz < hop {cfg.hop_size})")
-        duration_s = span.duration_s
+        self._count(span.duration_s, decode_s, t1 - t0 - decode_s, len(flags))
+        return self.results(record, probs, span.duration_s, span.start / span.samplerate)
+
+    def results(self, record: dict, probs, duration_s: float, offset_s: float):
+        """Everything the stage writes for one file, from its frame probabilities alone (no audio, no model): the
+        full run and `amela vad resegment` share this, so the same probabilities give the same outputs."""
+        from .segments import confidence, decide, file_stats, pack, postprocess, raw_segments, split_points
+
+        cfg = self.config
+        flags = decide(probs, cfg.threshold, cfg.neg_threshold)
         segs = postprocess(raw_segments(flags, cfg.frame_s), probs, cfg.frame_s, duration_s, cfg)
-        offset = span.start / span.samplerate
         out = {k: v for k, v in record.items() if k not in DROPPED_KEYS}
         if abs(float(record.get("duration") or 0.0) - duration_s) > 1e-3:
             out["duration"] = round(duration_s, 6)  # the audio that exists (manifest past the end, mp3 estimate)
         out.update(file_stats(segs, duration_s, cfg))
-        out["speech_segments"] = [[_t(s + offset), _t(e + offset)] for s, e in segs]
+        out["speech_segments"] = [[_t(s + offset_s), _t(e + offset_s)] for s, e in segs]
         points = split_points(segs, duration_s, cfg.split_min_duration_s, cfg.split_every_s, cfg.split_min_silence_s)
-        out["split_points"] = [_t(p + offset) for p in points]
-        self._count(duration_s, decode_s, t1 - t0 - decode_s, len(flags))
-        if not cfg.segments:
-            return out
-        return Output(out, {"segments": segment_records(record, out["speech_segments"])})
+        out["split_points"] = [_t(p + offset_s) for p in points]
+        streams, blobs = {}, {}
+        if cfg.segments or cfg.pack_to_s:
+            conf = confidence(segs, probs, cfg.frame_s)
+            if cfg.segments:
+                streams["segments"] = segment_records(record, out["speech_segments"], conf)
+            if cfg.pack_to_s:
+                streams["packed"] = packed_records(record, pack(out["speech_segments"], cfg.pack_to_s,
+                                                                cfg.pack_max_gap_s), conf)
+        if cfg.save_probs:
+            from .probs import encode
+
+            blobs[PROBS] = Blob(encode(probs, cfg.save_probs), {
+                "dtype": cfg.save_probs, "hop_size": cfg.hop_size, "frames": len(probs),
+                "duration_s": duration_s, "offset_s": offset_s})
+        return Output(out, streams, blobs) if streams or blobs else out
 
     def _detect(self, fh, span, path: str):
         """Decode block by block into a fresh native handle; returns (probabilities, flags, seconds decoding)."""
@@ -155,14 +187,40 @@ def _t(seconds: float) -> float:
     return round(seconds, 4)
 
 
-def segment_records(record: dict, segments: list[list[float]]) -> list[dict]:
+def _source(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in SEGMENT_DROPPED_KEYS and k != "audio_filepath"}
+
+
+def segment_records(record: dict, segments: list[list[float]], conf: list[float]) -> list[dict]:
     """One record per speech segment: the source's own fields (but not its transcript, which covers the whole
     file) with the segment's offset and duration, so the stream is an ASR input manifest as it stands."""
-    source = {k: v for k, v in record.items() if k not in SEGMENT_DROPPED_KEYS and k != "audio_filepath"}
+    source = _source(record)
     out = []
-    for index, (start, end) in enumerate(segments):
+    for index, ((start, end), c) in enumerate(zip(segments, conf)):
         rec = {"audio_filepath": record["audio_filepath"], "offset": start, "duration": _t(end - start)}
         rec.update(source)
         rec["segment_index"] = index
+        rec["confidence"] = c
+        out.append(rec)
+    return out
+
+
+def packed_records(record: dict, groups: list[list[list[float]]], conf: list[float]) -> list[dict]:
+    """One record per packed group of segments: offset/duration from its first start to its last end, the inner
+    `speech_segments` (file seconds), their total `speech_s` and the duration-weighted mean `confidence`."""
+    source = _source(record)
+    out, k = [], 0
+    for index, group in enumerate(groups):
+        lengths = [e - s for s, e in group]
+        c = conf[k: k + len(group)]
+        k += len(group)
+        speech_s = sum(lengths)
+        rec = {"audio_filepath": record["audio_filepath"], "offset": group[0][0],
+               "duration": _t(group[-1][1] - group[0][0])}
+        rec.update(source)
+        rec["pack_index"] = index
+        rec["speech_segments"] = [list(g) for g in group]
+        rec["speech_s"] = _t(speech_s)
+        rec["confidence"] = round(sum(a * b for a, b in zip(lengths, c)) / speech_s, 4) if speech_s else 0.0
         out.append(rec)
     return out
