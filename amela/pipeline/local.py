@@ -34,4 +34,9 @@ def run(pp: PipelinePaths, spec: PipelineSpec, decisions: list[Decision], show_p
             drop_old(pp, d.step.name)
         print(f"step {d.step.name}: {stats['ok']} ok, {stats['failed']} failed, "
               f"{stats['audio_hours']:.3f} h of audio -> {paths.root}")
+    from ..report import write_after_run
+
+    report = write_after_run(pp.root)  # the funnel and every step: one page to look at
+    if report:
+        print(f"report: {report}")
     return results

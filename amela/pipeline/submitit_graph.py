@@ -58,7 +58,12 @@ class StepJobs:
 
         if not shards:
             return None
-        self._params(self.name, after)
+        # update_parameters persists: set what the preparation job changed. Resources as `amela run` sizes them.
+        res = self.step.stage_class().resources
+        workers = self.step.run.workers or res.default_workers or 1
+        self._params(self.name, after, slurm_array_parallelism=self.base.get("slurm_array_parallelism", 256),
+                     gpus_per_node=self.base.get("gpus_per_node", res.gpus_per_worker),
+                     cpus_per_task=self.base.get("cpus_per_task", max(1, res.cpus_per_worker) * max(1, workers)))
         jobs = self.executor.map_array(ShardTask(str(self.paths.root), self.step.run.workers), shards)
         array_id = jobs[0].job_id.split("_")[0]
         slurm.record_submission(self.paths, slurm.Submission(array_id, "array", "submitit", shards=shards))

@@ -5,12 +5,15 @@ somewhere: a dropped record goes to the dropped file with its reason, never sile
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import ManifestError
 from ..manifest import atomic_open, dumps, loads
+
+_VALUES = re.compile(r" \([^()]*\)$")
 
 
 @dataclass
@@ -21,6 +24,12 @@ class FilterCounts:
 
     def to_dict(self) -> dict:
         return {"kept": self.kept, "dropped": self.dropped, "reasons": dict(self.reasons.most_common())}
+
+
+def reason_key(reason: str) -> str:
+    """What reasons are counted by: without the record's own values, so `x > 1 is false (x=0.2)` and
+    `x > 1 is false (x=0.3)` are one reason."""
+    return _VALUES.sub("", reason)
 
 
 def filter_manifest(source, kept_path, dropped_path, reason_of: Callable[[dict], str | None],
@@ -43,5 +52,5 @@ def filter_manifest(source, kept_path, dropped_path, reason_of: Callable[[dict],
             else:
                 dropped.write(dumps({"record": record, "reason": reason, "where": expression}) + b"\n")
                 counts.dropped += 1
-                counts.reasons[reason] += 1
+                counts.reasons[reason_key(reason)] += 1
     return counts

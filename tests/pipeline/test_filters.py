@@ -67,3 +67,11 @@ def test_filter_manifest_keeps_every_record_somewhere(tmp_path):
     dropped = [json.loads(x) for x in (tmp_path / "dropped.jsonl").read_text().splitlines()]
     assert [d["record"]["duration"] for d in dropped] == [0, 1, 2, 3]
     assert all(d["reason"].startswith("duration >= 4 is false") and d["where"] == "duration >= 4" for d in dropped)
+
+
+def test_reasons_are_counted_without_the_records_values(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(f'{{"audio_filepath": "/a{i}.wav", "duration": {i / 10}}}\n' for i in range(6)))
+    f = compile_filter("duration >= 0.3 and not (duration == 0.5)")
+    counts = filter_manifest(src, tmp_path / "k.jsonl", tmp_path / "d.jsonl", f.reason, f.text)
+    assert counts.to_dict()["reasons"] == {"duration >= 0.3 is false": 3, "not (duration == 0.5) is false": 1}

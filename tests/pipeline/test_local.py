@@ -91,3 +91,35 @@ def test_changed_asr_option_reruns_asr_and_downstream_only(piped, models, capsys
     assert asr and all("hyp" in r and "pred_text" not in r for r in asr)
     assert all("hyp" in r for r in records(out / "units" / "s2s.jsonl"))
     assert not list(out.glob("*.old-*"))  # the previous runs went once the reruns completed
+
+
+def test_pipeline_report_funnel_and_steps_in_chromium(piped):
+    """ROOT/report.html (written by the run): the funnel, then each step's sections with ids of their own."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.report.test_browser import ARTIFACTS, chromium_path
+
+    out = piped / "out"
+    html = (out / "report.html").read_text()
+    assert not re.search(r"(src|href)=\"https?://", html)
+    ids = re.findall(r'id="([^"]+)"', html)
+    assert len(ids) == len(set(ids)) and {"funnel", "vad-overview", "asr-overview", "units-overview"} <= set(ids)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto((out / "report.html").as_uri(), wait_until="load")
+        rows = page.evaluate("""() => [...document.querySelectorAll('#funnel tbody tr')].map(
+            tr => [...tr.querySelectorAll('td')].map(td => td.innerText.split('\\n')[0]))""")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "pipeline.png"), full_page=False)
+        assert page.locator("#asr-overview").is_visible()
+        browser.close()
+    assert not errors
+    assert [r[0] for r in rows] == ["vad", "asr", "units"]
+    dropped = len(records(out / "asr" / "filtered.jsonl"))
+    segments = len(records(out / "vad" / "vad_segments.jsonl"))
+    assert rows[1][3].replace(",", "") == str(segments) and rows[1][4].replace(",", "") == str(dropped)
