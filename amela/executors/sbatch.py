@@ -14,6 +14,7 @@ import re
 import shlex
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import config as cfg
 from ..config import option
@@ -166,16 +167,23 @@ def render_array_script(job: BatchJob) -> str:
         "",
         "# SIGUSR1 comes signal_delay_s before the time limit: stop the shard cleanly (complete records stay",
         "# written) and requeue this task, which then resumes where it stopped. SIGTERM (scancel): just stop.",
+        "# A second signal while stopping (SLURM's own USR1 and a manual one, or the TERM that the requeue sends)",
+        "# changes nothing: one requeue, one clean stop.",
         "pid=",
-        "stop_child() { [ -n \"$pid\" ] && kill -TERM \"$pid\" 2>/dev/null; [ -n \"$pid\" ] && wait \"$pid\"; }",
+        "stopping=",
+        "stop_child() { [ -n \"$pid\" ] || return 0; kill -TERM \"$pid\" 2>/dev/null; while kill -0 \"$pid\" 2>/dev/null; "
+        "do wait \"$pid\"; done; }",
         "on_usr1() {",
+        '  [ -z "$stopping" ] || return 0',
+        "  stopping=1",
         '  echo "amela: USR1 (time limit near or preemption): stopping shard $SHARD, requeueing $SLURM_JOB_ID"',
         "  stop_child",
         '  scontrol requeue "$SLURM_JOB_ID" || exit 143',
         "  exit 0",
         "}",
+        "on_term() { [ -z \"$stopping\" ] || return 0; stopping=1; stop_child; exit 143; }",
         "trap on_usr1 USR1",
-        "trap 'stop_child; exit 143' TERM",
+        "trap on_term TERM",
         "",
         f'{_launcher(job)}"$PYTHON" -m amela run-shard "$RUN_DIR" "$SHARD" --no-progress &',
         "pid=$!",
@@ -261,16 +269,18 @@ def merge_job(job: BatchJob, paths) -> BatchJob:
 
 def launch(paths, spec, args) -> int:
     """Submit the pending shards of a prepared run; returns the CLI's exit code."""
-    from ..manifest import write_bytes_atomic
+    from ..manifest import executable_mode, write_bytes_atomic
     from ..runner import load_plan, run_status
     from . import slurm, slurm_status
 
     opts = slurm_options(args)
     job = batch_job(paths, spec, opts, getattr(args, "setup_cmd", ()), getattr(args, "sbatch_arg", ()))
+    if opts.dry_run:
+        return _dry_run(paths, spec, opts, job)
     plan = load_plan(paths)
     status = run_status(paths)
     # Not submitted twice: shards a queued/running SLURM task will do, or a live process holds (its lock).
-    busy = slurm_status.active_shards(paths) | set(status.indices("running"))  # read-only: also for --dry-run
+    busy = slurm_status.active_shards(paths) | set(status.indices("running"))
     todo = [i for i in status.indices("failed", "missing") if i not in busy]
     busy -= set(status.indices("done"))
     if busy:
@@ -279,26 +289,58 @@ def launch(paths, spec, args) -> int:
     array_path, merge_path = script_dir / f"{job.stage}.sbatch", script_dir / "merge.sbatch"
     write_bytes_atomic(array_path, render_array_script(job).encode())
     write_bytes_atomic(merge_path, render_merge_script(merge_job(job, paths)).encode())
-    array_path.chmod(0o755)
-    merge_path.chmod(0o755)
+    array_path.chmod(executable_mode())  # 0777 & ~umask: the group may read and resubmit them
+    merge_path.chmod(executable_mode())
     if not todo and (status.merged or busy):
         print(f"nothing to submit: {plan['num_shards']} shard(s) done or queued; `amela status {paths.root}`")
         return 0
     limit = opts.max_array_size or slurm.max_array_size()
     commands = submission_commands(todo, limit, opts.array_parallelism, str(array_path))
-    if opts.dry_run:
-        print(array_path.read_text())
-        if opts.merge_job:
-            print(merge_path.read_text())
-        print("# sbatch commands (JOB<n>: the job id printed by the n-th command):")
-        for n, (cmd, _) in enumerate(commands):
-            dep = [f"--dependency=afterany:JOB{n}"] if n and opts.array_parallelism else []
-            print(shlex.join(["sbatch", *dep, *cmd]))
-        if opts.merge_job:
-            deps = ":".join(f"JOB{n + 1}" for n in range(len(commands)))
-            print(shlex.join(["sbatch", f"--dependency=afterok:{deps}", "--kill-on-invalid-dep=yes", str(merge_path)]))
-        return 0
+    # All shards done but not merged: `commands` is empty and only the merge job is submitted.
     return _submit(paths, commands, merge_path if opts.merge_job else None, job.gpus_per_task, plan)
+
+
+def _dry_run(paths, spec, opts: SlurmOptions, job: BatchJob) -> int:
+    """Print what a submission would do; write nothing (no run directory, no scripts, no job record)."""
+    from ..errors import ManifestError
+    from ..runner import load_plan, run_status
+    from ..runner.plan import input_kind, read_input
+    from . import slurm, slurm_status
+
+    if paths.plan.exists():
+        status = run_status(paths)
+        busy = slurm_status.active_shards(paths) | set(status.indices("running"))
+        todo = [i for i in status.indices("failed", "missing") if i not in busy]
+        busy -= set(status.indices("done"))
+        if busy:
+            print(f"already queued or running, not submitted again: {array_spec(sorted(busy), None)}")
+        print(f"# {paths.root} is prepared ({load_plan(paths)['num_shards']} shard(s)); would submit: "
+              f"{array_spec(todo, None) or 'nothing'}")
+    else:
+        records, problems = read_input(spec, spec.stage_class())  # the input checked now, not at submission
+        if problems and spec.run.on_invalid == "fail" and input_kind(Path(spec.input)) == "manifest":
+            raise ManifestError(f"{spec.input}: {len(problems)} invalid line(s); fix them or use --on-invalid skip",
+                                problems)
+        todo = list(range(spec.run.shards))
+        print(f"# would prepare {paths.root}: {len(records)} item(s) in {spec.run.shards} shard(s)")
+    script_dir = slurm.scripts_dir(paths)
+    array_path, merge_path = script_dir / f"{job.stage}.sbatch", script_dir / "merge.sbatch"
+    print(f"# {array_path} (not written)")
+    print(render_array_script(job))
+    if opts.merge_job:
+        print(f"# {merge_path} (not written)")
+        print(render_merge_script(merge_job(job, paths)))
+    limit = opts.max_array_size or slurm.max_array_size()
+    commands = submission_commands(todo, limit, opts.array_parallelism, str(array_path))
+    print("# sbatch commands (JOB<n>: the job id printed by the n-th command):")
+    for n, (cmd, _) in enumerate(commands):
+        dep = [f"--dependency=afterany:JOB{n}"] if n and opts.array_parallelism else []
+        print(shlex.join(["sbatch", *dep, *cmd]))
+    if opts.merge_job:
+        deps = ":".join(f"JOB{n + 1}" for n in range(len(commands)))
+        print(shlex.join(["sbatch", *([f"--dependency=afterok:{deps}"] if deps else []), "--kill-on-invalid-dep=yes",
+                          str(merge_path)]))
+    return 0
 
 
 def submission_commands(todo: list[int], limit: int, parallelism: int | None, script: str) -> list[tuple[list, int]]:
