@@ -170,6 +170,10 @@ def run_spec(spec, args) -> int:
 
     paths = RunPaths(args.run_dir)
     if args.backend != "local":
+        if getattr(args, "after", None):  # the input may not exist yet: a job prepares the run once it does
+            if args.backend != "sbatch":
+                raise ConfigError("--after needs --backend sbatch")
+            return _backend_module("sbatch").launch_after(paths, spec, args)
         if not getattr(args, "dry_run", False):  # a dry run writes nothing: a later real one may use other flags
             prepare(paths, spec, keep_plan=getattr(args, "keep_plan", False))
         return _backend_module(args.backend).launch(paths, spec, args)

@@ -88,6 +88,7 @@ class RunPaths:
     slurm_jobs = property(lambda self: self.root / "slurm_jobs.json")  # submissions, for `amela status`
     slurm_scripts = property(lambda self: self.root / "slurm")  # rendered sbatch scripts
     prepare_lock = property(lambda self: self.root / ".prepare.lock")
+    pending_config = property(lambda self: self.root / "config.pending.yaml")  # `amela run --after`: not prepared yet
     step_record = property(lambda self: self.root / "step.json")
     filter_kept = property(lambda self: self.root / "filter_kept.jsonl")
     filtered = property(lambda self: self.root / "filtered.jsonl")

@@ -2,9 +2,9 @@
 
 A step's fingerprint hashes its stage, its resolved stage and run options (less those that do not change results),
 its filter, the content of every file its options name (models, k-means, vocoders: their sha256), and its input's
-fingerprint: the upstream step's fingerprint, or for a path on disk, a manifest's size, mtime and content hash or a
-directory's sorted listing (names, sizes, mtimes). File hashes are cached by (path, size, mtime) in ROOT/.hashes.json,
-so a multi-GB model is hashed once.
+fingerprint: the upstream step's fingerprint, or for a path on disk the runner's input fingerprint (a manifest's
+size and content hash, a directory's scanned list). Model hashes are cached by (path, size, mtime) in
+ROOT/.hashes.json, so a multi-GB model is hashed once.
 """
 from __future__ import annotations
 
@@ -57,26 +57,18 @@ class HashCache:
             self.dirty = False
 
 
-def input_fingerprint(path: str, cache: HashCache) -> dict:
-    """A manifest: size, mtime and content hash; a directory: a hash of its listing. Missing: marked missing."""
-    if os.path.isdir(path):
-        h = hashlib.sha256()
-        n = 0
-        for root, dirs, files in os.walk(path, followlinks=True):
-            dirs.sort()
-            for name in sorted(files):
-                full = os.path.join(root, name)
-                try:
-                    st = os.stat(full)
-                except OSError:
-                    continue
-                h.update(os.fsencode(os.path.relpath(full, path)) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-                n += 1
-        return {"kind": "directory", "path": path, "files": n, "listing_sha256": h.hexdigest()}
-    if os.path.isfile(path):
-        st = os.stat(path)
-        return {"kind": "manifest", "path": path, "size": st.st_size, "sha256": cache.sha256(path)}
-    return {"kind": "missing", "path": path}
+def input_fingerprint(path: str) -> dict:
+    """The runner's own fingerprint of an input path (what `prepare` records in plan.json), or "missing"."""
+    from pathlib import Path
+
+    from ..runner import fingerprint
+    from ..runner.plan import input_kind
+
+    if not os.path.exists(path):
+        return {"kind": "missing", "path": path}
+    fp = fingerprint.fingerprint(path, input_kind(Path(path)))
+    fp.pop("mtime_ns", None)  # a `touch` is not a change: the content hash decides
+    return {"path": path, **fp}
 
 
 def option_files(options: dict) -> dict[str, str]:

@@ -177,7 +177,9 @@ class SbatchSteps:
         path = self.scripts / "prepare.sbatch"
         prep = replace(merge_job(self.job, self.paths), job_name=f"{self.job.job_name}-prepare",
                        log_pattern=self.paths.prepare_log_pattern(), sbatch_args=())
-        write_bytes_atomic(path, render_prepare_script(prep, root, self.step.name).encode())
+        text = render_prepare_script(prep, ["pipeline", "prepare-step", root, self.step.name],
+                                     f"pipeline {root}: prepare step {self.step.name}")
+        write_bytes_atomic(path, text.encode())
         return _sbatch([*_after(after), str(path)], self.step, 0)
 
     def array(self, pending: list[int], after: list[str]) -> list[str]:

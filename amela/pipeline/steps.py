@@ -73,7 +73,7 @@ def decide(pp: PipelinePaths, spec: PipelineSpec, save_cache: bool = True) -> li
         if step.upstream:
             input_fp: dict | str = {"step": step.upstream, "stream": step.stream, "fingerprint": fps[step.upstream]}
         else:
-            input_fp = input_fingerprint(step.input, cache)
+            input_fp = input_fingerprint(step.input)
             if input_fp["kind"] == "missing":
                 raise ManifestError(f"{spec.source}: step {step.name!r}: input {step.input} does not exist")
         fp, parts = step_fingerprint(step, input_fp, cache)

@@ -3,6 +3,7 @@ local run, a cancelled ASR task that stops its dependents, and the repair comman
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 import pytest
@@ -104,3 +105,25 @@ def test_pipeline_from_python_with_submitit(slurm_cluster, tmp_path, monkeypatch
     assert [(r.step, r.state) for r in rows] == [("vad", "complete"), ("echo", "complete")], rows
     for step, name in (("vad", "vad_segments.jsonl"), ("echo", "echo.jsonl"), ("echo", "filtered.jsonl")):
         assert records(tmp_path / "submitit" / step / name) == records(local / step / name), name
+
+
+def test_single_run_after_a_run_whose_output_does_not_exist_yet(slurm_cluster, tmp_path):
+    """`amela run ... --after RUN_DIR`: the input manifest is written later by that run's merge job."""
+    from tests.pipeline.conftest import SAMPLES
+
+    from .helpers import ECHO
+
+    vad = tmp_path / "vad"
+    amela(slurm_cluster, "run", "vad", SAMPLES, "-o", vad, "--segments", "--shards", 2, "--backend", "sbatch",
+          "--cpus-per-task", 1)
+    future = vad / "vad_segments.jsonl"
+    echo = tmp_path / "echo"
+    out = amela(slurm_cluster, "run", ECHO, future, "-o", echo, "--shards", 2, "--backend", "sbatch",
+                "--after", vad, "--cpus-per-task", 1).stdout
+    assert "submitted preparation job" in out and not (echo / "plan.json").exists(), out
+    merge = re.search(r"submitted merge job (\d+)", out).group(1)
+    wait_all_final(slurm_cluster, [merge])
+    assert slurm_cluster.sacct_states(merge)[merge][0] == "COMPLETED"
+    echoed = records(echo / "echo.jsonl")
+    assert [{k: v for k, v in r.items() if k != "echo"} for r in echoed] == records(future)  # every one, in order
+    assert amela(slurm_cluster, "status", echo).returncode == 0
