@@ -25,9 +25,10 @@ BACKENDS = ("local", "sbatch", "submitit")
 # Modules with register(subparsers, stage_name) adding commands (kept light to import). stage_name is the STAGE typed
 # after a command of STAGED_COMMANDS, whose options depend on the stage (parsed in one pass, flags from its config).
 # slurm_cli: amela prepare (the first step of hand-written SLURM scripts); asr.cli: asr-eval;
-# vad.cli: amela vad probs|resegment|tune; report.cli: amela report; planner.cli: amela plan (pilot run, job sizing)
+# vad.cli: amela vad probs|resegment|tune; report.cli: amela report; planner.cli: amela plan (pilot run, job sizing);
+# pipeline.cli: amela pipeline run|status|cancel
 EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli", "amela.vad.cli", "amela.report.cli",
-                  "amela.planner.cli")
+                  "amela.planner.cli", "amela.pipeline.cli")
 STAGED_COMMANDS = ("run", "prepare", "plan")
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
@@ -169,6 +170,10 @@ def run_spec(spec, args) -> int:
 
     paths = RunPaths(args.run_dir)
     if args.backend != "local":
+        if getattr(args, "after", None):  # the input may not exist yet: a job prepares the run once it does
+            if args.backend != "sbatch":
+                raise ConfigError("--after needs --backend sbatch")
+            return _backend_module("sbatch").launch_after(paths, spec, args)
         if not getattr(args, "dry_run", False):  # a dry run writes nothing: a later real one may use other flags
             prepare(paths, spec, keep_plan=getattr(args, "keep_plan", False))
         return _backend_module(args.backend).launch(paths, spec, args)
