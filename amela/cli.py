@@ -1,12 +1,14 @@
 """amela: run | run-shard | status | merge | validate | doctor | fetch-models | filter (+ commands stages register).
 
 Kept light: torch, NeMo and fairseq are imported only inside workers (or by `doctor`), so --help answers at once.
-Exit codes: 0 every item succeeded; 1 the run completed but some items failed (or is incomplete); 2 usage or
-configuration error; 130/143 interrupted by SIGINT/SIGTERM (rerun the same command to resume).
+Exit codes: 0 every item succeeded; 1 the run completed but some items failed or were rejected (or it is
+incomplete); 2 usage or configuration error; 3 environment error (the run could not write: disk full, quota,
+read-only file system, permission denied); 130/143 interrupted by SIGINT/SIGTERM (rerun the same command to resume).
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -23,10 +25,12 @@ BACKENDS = ("local", "sbatch", "submitit")
 # Modules with register(subparsers, stage_name) adding commands (kept light to import). stage_name is the STAGE typed
 # after a command of STAGED_COMMANDS, whose options depend on the stage (parsed in one pass, flags from its config).
 # slurm_cli: amela prepare (the first step of hand-written SLURM scripts); asr.cli: asr-eval;
-# vad.cli: amela vad probs|resegment|tune; report.cli: amela report
-EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli", "amela.vad.cli", "amela.report.cli")
-STAGED_COMMANDS = ("run", "prepare")
-EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
+# vad.cli: amela vad probs|resegment|tune; report.cli: amela report; planner.cli: amela plan (pilot run, job sizing);
+# pipeline.cli: amela pipeline run|status|cancel
+EXTRA_COMMANDS = ("amela.executors.slurm_cli", "amela.asr.cli", "amela.vad.cli", "amela.report.cli",
+                  "amela.planner.cli", "amela.pipeline.cli")
+STAGED_COMMANDS = ("run", "prepare", "plan")
+EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT = 0, 1, 2, 3
 
 
 class Interrupted(BaseException):
@@ -61,6 +65,9 @@ def _run_parser(sub, stage_name: str | None, name: str = "run", help: str = "run
     p.add_argument("--retry-failed", action="store_true", help="re-attempt items that failed in an earlier run")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     p.add_argument("--no-report", action="store_true", help="skip RUN_DIR/report.html at the end (env: AMELA_REPORT=0)")
+    p.add_argument("--keep-plan", action="store_true",
+                   help="resume an existing RUN_DIR's recorded plan even though INPUT changed since it was prepared "
+                        "(the changes are ignored; without this flag such a rerun is refused)")
     cfg.add_arguments(p, RunOptions, "run options")
     for backend in BACKENDS[1:]:
         mod = _backend_module(backend, required=False)
@@ -165,21 +172,26 @@ def run_spec(spec, args) -> int:
     from .runner import locked, merge, prepare
 
     paths = RunPaths(args.run_dir)
-    paths.root.mkdir(parents=True, exist_ok=True)
     if args.backend != "local":
-        prepare(paths, spec)
+        if getattr(args, "after", None):  # the input may not exist yet: a job prepares the run once it does
+            if args.backend != "sbatch":
+                raise ConfigError("--after needs --backend sbatch")
+            return _backend_module("sbatch").launch_after(paths, spec, args)
+        if not getattr(args, "dry_run", False):  # a dry run writes nothing: a later real one may use other flags
+            prepare(paths, spec, keep_plan=getattr(args, "keep_plan", False))
         return _backend_module(args.backend).launch(paths, spec, args)
+    paths.root.mkdir(parents=True, exist_ok=True)
     from .executors.local import run_local
 
     with locked(paths.lock, f"run directory {paths.root}"):
-        plan = prepare(paths, spec)
+        plan = prepare(paths, spec, keep_plan=getattr(args, "keep_plan", False))
         if args.retry_failed:
             _reopen_failed(paths, plan["num_shards"])
         run_local(paths, spec, spec.run.workers, show_progress=not args.no_progress)
         stats = merge(paths, spec.stage_class()(spec.options))
     print_summary(paths, stats)
     _report(args, paths)
-    return EXIT_OK if stats["failed"] == 0 else EXIT_ITEMS_FAILED
+    return EXIT_OK if stats["failed"] == 0 and not stats["rejected"] else EXIT_ITEMS_FAILED
 
 
 def _reopen_failed(paths: RunPaths, num_shards: int) -> None:
@@ -257,7 +269,7 @@ def cmd_merge(args) -> int:
         stats = merge(paths, spec.stage_class()(spec.options), allow_partial=args.allow_partial)
     print_summary(paths, stats)
     _report(args, paths)
-    return EXIT_OK if stats["failed"] == 0 and stats["complete"] else EXIT_ITEMS_FAILED
+    return EXIT_OK if stats["failed"] == 0 and not stats["rejected"] and stats["complete"] else EXIT_ITEMS_FAILED
 
 
 def _report(args, paths: RunPaths) -> None:
@@ -305,11 +317,29 @@ def print_summary(paths: RunPaths, stats: dict) -> None:
         lines.append(f"  {k}: {v}")
     lines.append(f"  output: {paths.output(stats['stage'])}")
     if stats["failed"]:
-        lines.append(f"  failures: {paths.failures}")
+        lines.append(f"  failures: {paths.failures}" + ("  (by reason:)" if stats.get("failure_reasons") else ""))
+        for reason, n in list((stats.get("failure_reasons") or {}).items())[:5]:
+            lines.append(f"    {n:7d} x {reason}")
     if stats["rejected"]:
-        lines.append(f"  rejected lines: {paths.rejected}")
+        lines.append(f"  rejected (not processed): {paths.rejected}")
+        lines += [f"    {line}" for line in _first_rejected(paths, 5)]
     lines.append(f"  stats: {paths.stats}   logs: {paths.logs}")
     print("\n".join(lines))
+
+
+def _first_rejected(paths: RunPaths, n: int) -> list[str]:
+    from .manifest import iter_jsonl
+
+    out = []
+    try:
+        for i, p in enumerate(iter_jsonl(paths.rejected)):
+            if i == n:
+                out.append("...")
+                break
+            out.append(f"{p['file']}:{p['line']}: {p['reason']}" if p.get("line") else f"{p['file']}: {p['reason']}")
+    except OSError:
+        pass
+    return out
 
 
 # -- entry points ----------------------------------------------------------------------------------------------------------
@@ -353,6 +383,29 @@ def _dispatch(args) -> int:
     except AmelaError as exc:
         print(f"amela: error: {exc}", file=sys.stderr)
         return EXIT_ITEMS_FAILED
+    except OSError as exc:  # the machine, not the user's input: a full disk, a read-only mount, permissions
+        logger.debug("environment error", exc_info=True)
+        print(f"amela: error: {environment_message(exc)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+
+
+ENVIRONMENT_HINTS = {
+    errno.ENOSPC: "the disk is full: free space, or use a run directory on another file system; then rerun the same "
+                  "command to resume (nothing written so far is lost)",
+    errno.EDQUOT: "your disk quota is used up: free space (`quota -s`, `lfs quota`), or use another file system; then "
+                  "rerun the same command to resume",
+    errno.EROFS: "the file system is read-only: use a run directory on a writable file system",
+    errno.EACCES: "permission denied: check the owner and mode of the directory (`ls -ld`), or use another one",
+    errno.EPERM: "operation not permitted: check the owner and mode of the directory, or use another one",
+    errno.EIO: "input/output error: the file system or disk is failing; ask the cluster's administrators",
+}
+
+
+def environment_message(exc: OSError) -> str:
+    what = exc.filename if exc.filename is not None else ""
+    where = f"{os.fsdecode(what)}: " if what != "" else ""
+    hint = ENVIRONMENT_HINTS.get(exc.errno, "")
+    return f"{where}{exc.strerror or exc}" + (f" ({hint})" if hint else "")
 
 
 if __name__ == "__main__":

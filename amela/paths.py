@@ -12,6 +12,16 @@
       shards/NNNNN/          input.jsonl, output.partial, failures.partial, <stream>.partial, stats.json, DONE,
                              <blob>.bin + <blob>.idx (binary side outputs, e.g. VAD probabilities)
       files/                 files a stage asks the runner to write (e.g. resynthesised audio)
+      step.json              in a pipeline step: its fingerprint (what its result depends on)
+      filter_kept.jsonl      in a pipeline step with `where:`: the records it kept (the run's input)
+      filtered.jsonl         ... and those it dropped, each with the reason
+
+    PIPELINE_ROOT/
+      pipeline.yaml          the pipeline as submitted (what `amela pipeline status` and reruns read)
+      pipeline_jobs.json     SLURM jobs submitted per step (prepare, arrays, merge)
+      .hashes.json           sha256 of inputs and models, cached by (path, size, mtime)
+      <step>/                each step's ordinary run directory
+      <step>.old-<time>/     a step's previous run, kept while its rerun is not complete
 """
 from __future__ import annotations
 
@@ -78,6 +88,10 @@ class RunPaths:
     slurm_jobs = property(lambda self: self.root / "slurm_jobs.json")  # submissions, for `amela status`
     slurm_scripts = property(lambda self: self.root / "slurm")  # rendered sbatch scripts
     prepare_lock = property(lambda self: self.root / ".prepare.lock")
+    pending_config = property(lambda self: self.root / "config.pending.yaml")  # `amela run --after`: not prepared yet
+    step_record = property(lambda self: self.root / "step.json")
+    filter_kept = property(lambda self: self.root / "filter_kept.jsonl")
+    filtered = property(lambda self: self.root / "filtered.jsonl")
 
     def output(self, stage: str) -> Path:
         return self.root / f"{stage}.jsonl"
@@ -94,6 +108,32 @@ class RunPaths:
     def shard_log(self, index: int) -> Path:
         return self.logs / f"shard_{index:05d}.log"
 
+    def prepare_log_pattern(self) -> str:
+        """A pipeline step's preparation job (filter + split) on SLURM: logs/prepare_<jobid>.out."""
+        return str(self.logs / "prepare_%j.out")
+
     def slurm_log_pattern(self, stage: str) -> str:
         """sbatch's --output pattern: logs/<stage>_<jobid>_<taskid>.out (%A array job id, %a task id)."""
         return str(self.logs / f"{stage}_%A_%a.out")
+
+
+@dataclass(frozen=True)
+class PipelinePaths:
+    root: Path
+
+    def __init__(self, root: str | os.PathLike):
+        object.__setattr__(self, "root", Path(root).absolute())
+
+    spec = property(lambda self: self.root / "pipeline.yaml")
+    jobs = property(lambda self: self.root / "pipeline_jobs.json")
+    hashes = property(lambda self: self.root / ".hashes.json")
+    lock = property(lambda self: self.root / ".pipeline.lock")
+
+    def step(self, name: str) -> RunPaths:
+        return RunPaths(self.root / name)
+
+    def old_step(self, name: str, stamp: str) -> Path:
+        return self.root / f"{name}.old-{stamp}"
+
+    def old_steps(self, name: str) -> list[Path]:
+        return sorted(self.root.glob(f"{name}.old-*"))

@@ -60,12 +60,28 @@ def die_with_parent() -> None:
         pass
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of each message: notebooks and test runners replace it, and a
+    handler holding the old object would write where nobody reads."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def setup_logging(level: str | None = None) -> None:
     """The `amela` logger to stderr; AMELA_LOG_LEVEL (DEBUG, INFO, WARNING) sets the level."""
     level = (level or os.environ.get(LOG_LEVEL_ENV) or "INFO").upper()
     handler = next((h for h in logger.handlers if getattr(h, "_amela", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         handler._amela = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

@@ -77,6 +77,9 @@ class Stage:
     blobs: ClassVar[tuple[str, ...]] = ()  # binary side outputs, packed per shard (shards/NNNNN/<blob>.bin + .idx)
     presets: ClassVar[dict[str, dict]] = {}  # --preset NAME: named option sets (under --config and flags)
     description: ClassVar[str] = ""
+    # Audio seconds one worker gets through per second on the slowest hardware the stage is meant for: sizes the
+    # default per-item watchdog (RunOptions.item_timeout_s), which allows many times this, with a generous floor.
+    expected_audio_s_per_s: ClassVar[float] = 1.0
 
     def __init__(self, config, sink: FileSink | None = None):
         self.config = config

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from ..audio_checks import check_header, decoded_until_s
 from ..errors import ItemError
 
 
@@ -21,6 +22,7 @@ def load_span(record: dict, sample_rate: int, channel: int | None = None) -> np.
         raise ItemError(f"file {path}: unreadable header: {record['header_error']}")
     if not os.path.isfile(path):
         raise ItemError(f"file {path}: does not exist" if not os.path.exists(path) else f"file {path}: not a file")
+    check_header(path)
     offset, duration = float(record.get("offset") or 0.0), float(record.get("duration") or 0.0)
     try:
         with soundfile.SoundFile(path) as fh:
@@ -34,7 +36,9 @@ def load_span(record: dict, sample_rate: int, channel: int | None = None) -> np.
     except ItemError:
         raise
     except Exception as exc:  # libsndfile's errors: empty, truncated, unknown format
-        raise ItemError(f"file {path}: cannot decode audio: {exc}") from None
+        stop_s = decoded_until_s(path)
+        where = f" (decoding stopped at {stop_s:.3f} s: truncated or corrupt)" if stop_s else ""
+        raise ItemError(f"file {path}: cannot decode audio: {exc}{where}") from None
     if data.shape[0] == 0:
         raise ItemError(f"file {path}: no audio samples (empty file or empty span)")
     return _to_mono_rate(data, rate, sample_rate, channel, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from ..paths import RunPaths
-from ..runner import RunSpec, is_done, load_plan, run_shard
+from ..runner import RunSpec, ensure_shard, is_done, load_plan, run_shard
 from ..runtime import available_cpus, threads_per_worker
 from .pool import make_pool
 from .worker import WorkerSpec
@@ -34,11 +34,15 @@ def run_shards(paths: RunPaths, spec: RunSpec, indices: list[int], workers: int 
     todo = [i for i in indices if not is_done(paths, i)]
     if not todo:
         return []
+    for i in todo:
+        ensure_shard(paths, spec, i)  # a deleted shard directory is rebuilt (or the reason it cannot be, named)
     n = default_workers(spec) if workers is None else workers
     stage = spec.stage_class()(spec.options)
     logger.info("running %d shard(s) of %s with %d worker(s)", len(todo), paths.root, n)
     paths.logs.mkdir(parents=True, exist_ok=True)
-    with make_pool(worker_spec(paths, spec, n), n, faulthandler_path=str(paths.logs / "faulthandler.log")) as pool:
+    timeout_s = spec.run.timeout_s(spec.stage_class())
+    with make_pool(worker_spec(paths, spec, n), n, faulthandler_path=str(paths.logs / "faulthandler.log"),
+                   timeout_s=timeout_s) as pool:
         return [run_shard(paths, i, stage, pool, show_progress) for i in todo]
 
 

@@ -13,7 +13,8 @@ import logging
 import re
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .. import config as cfg
 from ..config import option
@@ -79,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="a shell line each task runs before amela, e.g. 'module load cuda/12.4' (repeatable)")
     group.add_argument("--sbatch-arg", action="append", dest="sbatch_arg", default=argparse.SUPPRESS, metavar="ARG",
                        help="an extra sbatch option for the array tasks, e.g. --constraint=a100 (repeatable)")
+    group.add_argument("--after", default=argparse.SUPPRESS, metavar="JOBID|RUN_DIR",
+                       help="run once this SLURM job succeeded (or the merge job of that run directory): INPUT "
+                            "may not exist yet; a small job prepares the run when it does (--shards is kept)")
 
 
 def slurm_options(args: argparse.Namespace) -> SlurmOptions:
@@ -106,6 +110,7 @@ class BatchJob:
     venv: str | None = None
     setup_cmds: tuple[str, ...] = ()
     sbatch_args: tuple[str, ...] = ()
+    container_cmd: str | None = None  # prefix of the Python command, e.g. 'apptainer exec --nv image.sif'
 
 
 def _directive_value(value: str) -> str:
@@ -165,18 +170,25 @@ def render_array_script(job: BatchJob) -> str:
         "",
         "# SIGUSR1 comes signal_delay_s before the time limit: stop the shard cleanly (complete records stay",
         "# written) and requeue this task, which then resumes where it stopped. SIGTERM (scancel): just stop.",
+        "# A second signal while stopping (SLURM's own USR1 and a manual one, or the TERM that the requeue sends)",
+        "# changes nothing: one requeue, one clean stop.",
         "pid=",
-        "stop_child() { [ -n \"$pid\" ] && kill -TERM \"$pid\" 2>/dev/null; [ -n \"$pid\" ] && wait \"$pid\"; }",
+        "stopping=",
+        "stop_child() { [ -n \"$pid\" ] || return 0; kill -TERM \"$pid\" 2>/dev/null; while kill -0 \"$pid\" 2>/dev/null; "
+        "do wait \"$pid\"; done; }",
         "on_usr1() {",
+        '  [ -z "$stopping" ] || return 0',
+        "  stopping=1",
         '  echo "amela: USR1 (time limit near or preemption): stopping shard $SHARD, requeueing $SLURM_JOB_ID"',
         "  stop_child",
         '  scontrol requeue "$SLURM_JOB_ID" || exit 143',
         "  exit 0",
         "}",
+        "on_term() { [ -z \"$stopping\" ] || return 0; stopping=1; stop_child; exit 143; }",
         "trap on_usr1 USR1",
-        "trap 'stop_child; exit 143' TERM",
+        "trap on_term TERM",
         "",
-        '"$PYTHON" -m amela run-shard "$RUN_DIR" "$SHARD" --no-progress &',
+        f'{_launcher(job)}"$PYTHON" -m amela run-shard "$RUN_DIR" "$SHARD" --no-progress &',
         "pid=$!",
         'wait "$pid"',
         "exit $?",
@@ -190,13 +202,13 @@ def render_merge_script(job: BatchJob) -> str:
     lines = [
         "#!/bin/bash",
         f"# AMELA {job.stage}: merge the shards of {job.run_dir} (submitted with --dependency=afterok on the arrays).",
-        *_header(job, 0, ()),
+        *_header(job, 0, job.sbatch_args),
         "set -uo pipefail",
         "",
         f"RUN_DIR={shlex.quote(job.run_dir)}",
         *_environment(job),
         "",
-        '"$PYTHON" -m amela merge "$RUN_DIR"',
+        f'{_launcher(job)}"$PYTHON" -m amela merge "$RUN_DIR"',
         "rc=$?",
         "# 1 also means 'merged, but some items failed' (listed in failures.jsonl): the merge itself succeeded then.",
         'if [ "$rc" = 1 ] && grep -q \'"complete":true\' "$RUN_DIR/stats.json" 2>/dev/null; then rc=0; fi',
@@ -204,6 +216,27 @@ def render_merge_script(job: BatchJob) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def render_prepare_script(job: BatchJob, amela_args: list[str], what: str) -> str:
+    """A preparation job: `amela AMELA_ARGS` (filter, validate, split) once the job that writes its input succeeded."""
+    lines = [
+        "#!/bin/bash",
+        f"# AMELA: {what} (submitted with --dependency=afterok on the job that writes its input).",
+        *_header(job, 0, ()),
+        "set -uo pipefail",
+        "",
+        *_environment(job),
+        "",
+        f'{_launcher(job)}"$PYTHON" -m amela {shlex.join(amela_args)}',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _launcher(job: BatchJob) -> str:
+    """Many clusters run software only in containers: every Python of a task goes through the container command."""
+    return f"{job.container_cmd} " if job.container_cmd else ""
 
 
 def array_spec(task_ids: list[int], parallelism: int | None) -> str:
@@ -231,22 +264,26 @@ def batch_job(paths, spec, opts: SlurmOptions, setup_cmds=(), sbatch_args=()) ->
 def merge_job(job: BatchJob, paths) -> BatchJob:
     from dataclasses import replace
 
+    # Mail options go to the merge too: it is the job that finishes the run.
+    mail = tuple(a for a in job.sbatch_args if a.startswith("--mail-"))
     return replace(job, job_name=f"{job.job_name}-merge", log_pattern=str(paths.logs / "merge_%j.out"),
-                   cpus_per_task=1, gpus_per_task=0, signal_delay_s=0, sbatch_args=())
+                   cpus_per_task=1, gpus_per_task=0, signal_delay_s=0, sbatch_args=mail)
 
 
 def launch(paths, spec, args) -> int:
     """Submit the pending shards of a prepared run; returns the CLI's exit code."""
-    from ..manifest import write_bytes_atomic
+    from ..manifest import executable_mode, write_bytes_atomic
     from ..runner import load_plan, run_status
     from . import slurm, slurm_status
 
     opts = slurm_options(args)
     job = batch_job(paths, spec, opts, getattr(args, "setup_cmd", ()), getattr(args, "sbatch_arg", ()))
+    if opts.dry_run:
+        return _dry_run(paths, spec, opts, job)
     plan = load_plan(paths)
     status = run_status(paths)
     # Not submitted twice: shards a queued/running SLURM task will do, or a live process holds (its lock).
-    busy = slurm_status.active_shards(paths) | set(status.indices("running"))  # read-only: also for --dry-run
+    busy = slurm_status.active_shards(paths) | set(status.indices("running"))
     todo = [i for i in status.indices("failed", "missing") if i not in busy]
     busy -= set(status.indices("done"))
     if busy:
@@ -255,26 +292,138 @@ def launch(paths, spec, args) -> int:
     array_path, merge_path = script_dir / f"{job.stage}.sbatch", script_dir / "merge.sbatch"
     write_bytes_atomic(array_path, render_array_script(job).encode())
     write_bytes_atomic(merge_path, render_merge_script(merge_job(job, paths)).encode())
-    array_path.chmod(0o755)
-    merge_path.chmod(0o755)
+    array_path.chmod(executable_mode())  # 0777 & ~umask: the group may read and resubmit them
+    merge_path.chmod(executable_mode())
     if not todo and (status.merged or busy):
         print(f"nothing to submit: {plan['num_shards']} shard(s) done or queued; `amela status {paths.root}`")
         return 0
     limit = opts.max_array_size or slurm.max_array_size()
     commands = submission_commands(todo, limit, opts.array_parallelism, str(array_path))
-    if opts.dry_run:
-        print(array_path.read_text())
-        if opts.merge_job:
-            print(merge_path.read_text())
-        print("# sbatch commands (JOB<n>: the job id printed by the n-th command):")
-        for n, (cmd, _) in enumerate(commands):
-            dep = [f"--dependency=afterany:JOB{n}"] if n and opts.array_parallelism else []
-            print(shlex.join(["sbatch", *dep, *cmd]))
-        if opts.merge_job:
-            deps = ":".join(f"JOB{n + 1}" for n in range(len(commands)))
-            print(shlex.join(["sbatch", f"--dependency=afterok:{deps}", "--kill-on-invalid-dep=yes", str(merge_path)]))
-        return 0
+    # All shards done but not merged: `commands` is empty and only the merge job is submitted.
     return _submit(paths, commands, merge_path if opts.merge_job else None, job.gpus_per_task, plan)
+
+
+def launch_after(paths, spec, args) -> int:
+    """`amela run ... --backend sbatch --after JOBID|RUN_DIR`: queue preparation, array and merge now, each waiting
+    (afterok) for the one before; the first waits for JOBID. An upstream run that already merged needs no wait."""
+    from ..config import dump_yaml
+    from ..manifest import executable_mode, write_bytes_atomic
+    from . import slurm
+
+    opts = slurm_options(args)
+    after = after_job(args.after)
+    if after is None or paths.plan.exists():  # nothing to wait for, or prepared already: an ordinary launch
+        from ..runner import prepare
+
+        if not opts.dry_run:
+            prepare(paths, spec, keep_plan=getattr(args, "keep_plan", False))
+        return launch(paths, spec, args)
+    job = batch_job(paths, spec, opts, getattr(args, "setup_cmd", ()), getattr(args, "sbatch_arg", ()))
+    pending = paths.pending_config
+    prep_args = ["prepare", spec.stage, spec.input, "-o", str(paths.root), "--config", str(pending),
+                 "--shards", str(spec.run.shards)]
+    prep = replace(merge_job(job, paths), job_name=f"{job.job_name}-prepare", log_pattern=paths.prepare_log_pattern(),
+                   sbatch_args=())
+    texts = {"prepare.sbatch": render_prepare_script(prep, prep_args, f"prepare {paths.root} after job {after}"),
+             f"{job.stage}.sbatch": render_array_script(job), "merge.sbatch": render_merge_script(merge_job(job, paths))}
+    if opts.dry_run:
+        for name, text in texts.items():
+            print(f"# {slurm.scripts_dir(paths) / name} (not written)\n{text}")
+        print(f"# sbatch --dependency=afterok:{after} prepare.sbatch, then the array and merge after it")
+        return 0
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(pending, dump_yaml(spec.to_dict()).encode())
+    script_dir = slurm.scripts_dir(paths)
+    for name, text in texts.items():
+        write_bytes_atomic(script_dir / name, text.encode())
+        (script_dir / name).chmod(executable_mode())
+    kill = "--kill-on-invalid-dep=yes"
+    prep_id = slurm.sbatch([f"--dependency=afterok:{after}", kill, str(script_dir / "prepare.sbatch")])
+    print(f"submitted preparation job {prep_id} (runs after job {after} succeeded)")
+    ids = []
+    limit = opts.max_array_size or slurm.max_array_size()
+    for cmd, offset in submission_commands(list(range(spec.run.shards)), limit, opts.array_parallelism,
+                                           str(script_dir / f"{job.stage}.sbatch")):
+        job_id = slurm.sbatch([f"--dependency=afterok:{prep_id}", kill, *cmd])
+        slurm.record_submission(paths, slurm.Submission(job_id, "array", "sbatch", offset=offset,
+                                                        command=["sbatch", *cmd]))
+        ids.append(job_id)
+        print(f"submitted array job {job_id}: {cmd[0]} (shard = {offset} + task id)")
+    if opts.merge_job:
+        merge_id = slurm.sbatch([f"--dependency=afterok:{':'.join(ids)}", kill, str(script_dir / "merge.sbatch")])
+        slurm.record_submission(paths, slurm.Submission(merge_id, "merge", "sbatch",
+                                                        command=["sbatch", str(script_dir / "merge.sbatch")]))
+        print(f"submitted merge job {merge_id} (runs after every task succeeded)")
+    print(f"{spec.run.shards} shard(s) in {paths.root}; logs: {paths.logs}; progress: amela status {paths.root}")
+    return 0
+
+
+def after_job(after: str) -> str | None:
+    """The job id to wait for: JOBID as given, or a run directory's newest merge job (None: it already merged)."""
+    import os
+
+    from ..errors import ConfigError
+    from ..paths import RunPaths
+    from . import slurm
+
+    if re.fullmatch(r"\d+(_\d+)?", after.strip()):
+        return after.strip()
+    if not os.path.isdir(after):
+        raise ConfigError(f"--after {after!r}: give a SLURM job id or the run directory of a submitted run")
+    up = RunPaths(after)
+    if up.stats.exists() and up.plan.exists():
+        from ..runner import run_status
+
+        if run_status(up).merged:
+            return None
+    merges = [s for s in slurm.load_submissions(up) if s.kind == "merge"]
+    if not merges:
+        raise ConfigError(f"--after {after}: that run has no SLURM merge job to wait for (submit it with "
+                          "--backend sbatch, or give a job id)")
+    return merges[-1].job_id
+
+
+def _dry_run(paths, spec, opts: SlurmOptions, job: BatchJob) -> int:
+    """Print what a submission would do; write nothing (no run directory, no scripts, no job record)."""
+    from ..errors import ManifestError
+    from ..runner import load_plan, run_status
+    from ..runner.plan import input_kind, read_input
+    from . import slurm, slurm_status
+
+    if paths.plan.exists():
+        status = run_status(paths)
+        busy = slurm_status.active_shards(paths) | set(status.indices("running"))
+        todo = [i for i in status.indices("failed", "missing") if i not in busy]
+        busy -= set(status.indices("done"))
+        if busy:
+            print(f"already queued or running, not submitted again: {array_spec(sorted(busy), None)}")
+        print(f"# {paths.root} is prepared ({load_plan(paths)['num_shards']} shard(s)); would submit: "
+              f"{array_spec(todo, None) or 'nothing'}")
+    else:
+        records, problems = read_input(spec, spec.stage_class())  # the input checked now, not at submission
+        if problems and spec.run.on_invalid == "fail" and input_kind(Path(spec.input)) == "manifest":
+            raise ManifestError(f"{spec.input}: {len(problems)} invalid line(s); fix them or use --on-invalid skip",
+                                problems)
+        todo = list(range(spec.run.shards))
+        print(f"# would prepare {paths.root}: {len(records)} item(s) in {spec.run.shards} shard(s)")
+    script_dir = slurm.scripts_dir(paths)
+    array_path, merge_path = script_dir / f"{job.stage}.sbatch", script_dir / "merge.sbatch"
+    print(f"# {array_path} (not written)")
+    print(render_array_script(job))
+    if opts.merge_job:
+        print(f"# {merge_path} (not written)")
+        print(render_merge_script(merge_job(job, paths)))
+    limit = opts.max_array_size or slurm.max_array_size()
+    commands = submission_commands(todo, limit, opts.array_parallelism, str(array_path))
+    print("# sbatch commands (JOB<n>: the job id printed by the n-th command):")
+    for n, (cmd, _) in enumerate(commands):
+        dep = [f"--dependency=afterany:JOB{n}"] if n and opts.array_parallelism else []
+        print(shlex.join(["sbatch", *dep, *cmd]))
+    if opts.merge_job:
+        deps = ":".join(f"JOB{n + 1}" for n in range(len(commands)))
+        print(shlex.join(["sbatch", *([f"--dependency=afterok:{deps}"] if deps else []), "--kill-on-invalid-dep=yes",
+                          str(merge_path)]))
+    return 0
 
 
 def submission_commands(todo: list[int], limit: int, parallelism: int | None, script: str) -> list[tuple[list, int]]:

@@ -13,9 +13,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from filelock import FileLock
-
 from ..errors import SubmissionError
+from ..locks import Lock
 from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths
 
@@ -117,12 +116,15 @@ def load_submissions(paths: RunPaths) -> list[Submission]:
 def record_submission(paths: RunPaths, sub: Submission) -> None:
     """Append (or, same job id and kind, keep) a submission; safe when many array tasks register at once."""
     sub.submitted_at = sub.submitted_at or time.time()
-    with FileLock(str(paths.root / ".slurm_jobs.lock")):
+    lock = Lock(paths.root / ".slurm_jobs.lock", f"the job record of {paths.root}").acquire(wait=True)
+    try:
         jobs = load_submissions(paths)
         if any(j.job_id == sub.job_id and j.kind == sub.kind for j in jobs):
             return
         jobs.append(sub)
         write_bytes_atomic(jobs_file(paths), dumps({"version": 1, "jobs": [j.to_dict() for j in jobs]}))
+    finally:
+        lock.release()
 
 
 # -- the scheduler's view ---------------------------------------------------------------------------------------------

@@ -85,12 +85,12 @@ def cmd_prepare(args) -> int:
     paths = RunPaths(args.run_dir)
     existed = paths.plan.exists()
     try:
-        plan = prepare(paths, _resolve(args, paths))
+        plan = prepare(paths, _resolve(args, paths), keep_plan=args.keep_plan)
     except ConfigError:
         if existed or not paths.plan.exists():
             raise
         # Another task created the directory meanwhile (with its own shard count or tuned values): agree with it.
-        plan = prepare(paths, _resolve(args, paths))
+        plan = prepare(paths, _resolve(args, paths), keep_plan=args.keep_plan)
     if args.record_job:
         record_current_job(paths)
     print(f"prepared {paths.root}: {plan['items']} item(s) in {plan['num_shards']} shard(s)")

@@ -45,7 +45,39 @@ def latest_tasks(paths: RunPaths, subs: list[slurm.Submission] | None = None):
 
 
 def load_arrays(paths: RunPaths) -> list[slurm.Submission]:
-    return [s for s in slurm.load_submissions(paths) if s.kind == "array"]
+    """Every array job of this run: the recorded submissions, and jobs found in the queue that run this run's
+    scripts (a resubmission made by hand with the printed command is recorded only when its first task starts:
+    until then, only the queue knows it, and status must not invite a second one)."""
+    recorded = [s for s in slurm.load_submissions(paths) if s.kind == "array"]
+    known = {s.job_id for s in recorded}
+    return recorded + [s for s in discover_arrays(paths) if s.job_id not in known]
+
+
+def discover_arrays(paths: RunPaths) -> list[slurm.Submission]:
+    """Array jobs in the queue (pending or running, any user's view of ours) whose command runs this run directory:
+    RUN_DIR/slurm/<stage>.sbatch OFFSET (amela run --backend sbatch), or slurm/<stage>.slurm INPUT RUN_DIR ...
+    (hand-written scripts). Read-only: nothing is recorded here."""
+    if not slurm.have("squeue"):
+        return []
+    import getpass
+
+    proc = slurm.run_command(["squeue", "-h", "-u", getpass.getuser(), "-o", "%F|%K|%o"], timeout_s=60)
+    if proc.returncode != 0:
+        return []
+    scripts, root = str(slurm.scripts_dir(paths)) + os.sep, str(paths.root)
+    found: dict[str, slurm.Submission] = {}
+    for line in proc.stdout.splitlines():
+        job_id, sep, rest = line.strip().partition("|")
+        task, _, command = rest.partition("|")
+        words = command.split()
+        if not sep or not words or job_id in found or task in ("", "N/A"):
+            continue  # not an array job
+        if words[0].startswith(scripts) and words[0].endswith(".sbatch"):
+            offset = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
+            found[job_id] = slurm.Submission(job_id, "array", "sbatch", offset=offset, command=words)
+        elif len(words) >= 3 and words[0].endswith(".slurm") and os.path.normpath(words[2]) == root:
+            found[job_id] = slurm.Submission(job_id, "array", "script", command=words)
+    return list(found.values())
 
 
 def active_shards(paths: RunPaths) -> set[int]:
@@ -81,6 +113,8 @@ def shard_views(paths: RunPaths, stage_name: str):
     status = run_status(paths)
     subs = load_arrays(paths)
     latest = latest_tasks(paths, subs) if subs else {}
+    status.active_jobs = sorted({sub.job_id for sub, _, st in latest.values() if st.state in slurm.ACTIVE_STATES},
+                                key=int)
     views = []
     for fs in status.shards:
         state, detail = _combined(fs, latest.get(fs.index))
@@ -125,13 +159,16 @@ def resubmit_commands(paths: RunPaths, stage_name: str, indices: list[int]) -> l
     return out
 
 
-def merge_hint(paths: RunPaths) -> str:
+def merge_hint(paths: RunPaths, active_jobs: list[str] = ()) -> str:
+    """How to merge once the resubmitted shards are done: a merge job after the new array (JOBID, printed by the
+    resubmission) and after every array job of this run still queued or running."""
     merge_script = slurm.scripts_dir(paths) / "merge.sbatch"
     root = shlex.quote(str(paths.root))
+    after = ":".join(["JOBID", *active_jobs])
     if merge_script.exists():
         return (f"then merge: amela merge {root}   (or as a job after them: "
-                f"sbatch --dependency=afterok:JOBID {shlex.quote(str(merge_script))})")
-    return f"then merge: amela merge {root}"
+                f"sbatch --dependency=afterok:{after} {shlex.quote(str(merge_script))})")
+    return f"then merge: amela merge {root}" + (f"   (after jobs {', '.join(active_jobs)} end)" if active_jobs else "")
 
 
 def print_status(paths: RunPaths) -> int:
@@ -170,7 +207,7 @@ def print_status(paths: RunPaths) -> int:
             print(f"  {cmd}")
         if any(s.backend == "script" for s in load_arrays(paths)[-1:]):
             print("  (add the sbatch options you submitted with, e.g. --time or --cpus-per-task, if not in the script)")
-        print(f"  {merge_hint(paths)}")
+        print(f"  {merge_hint(paths, status.active_jobs)}")
     elif status.complete and not status.merged:
         print(f"all shards done; merge with: amela merge {paths.root}")
     elif status.complete:
@@ -180,6 +217,8 @@ def print_status(paths: RunPaths) -> int:
 
 def _print_jobs(paths: RunPaths) -> None:
     subs = slurm.load_submissions(paths)
+    known = {s.job_id for s in subs}
+    subs += [s for s in discover_arrays(paths) if s.job_id not in known]
     if not subs:
         return
     states = slurm.query_states([s.job_id for s in subs if s.kind == "merge"])

@@ -21,6 +21,7 @@ class Failure:
     message: str
     signal: str | None = None
     traceback: str | None = None
+    errno: int | None = None  # of an OSError: a full disk is the run's problem, not the item's
 
     def to_dict(self) -> dict:
         return {"error_type": self.error_type, "message": self.message, "signal": self.signal,
@@ -48,7 +49,8 @@ def build_stage(spec: WorkerSpec):
 
 def failure_from(exc: BaseException) -> Failure:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) if exc.__traceback__ else None
-    return Failure(type(exc).__name__, str(exc) or repr(exc), None, tb)
+    return Failure(type(exc).__name__, str(exc) or repr(exc), None, tb, getattr(exc, "errno", None)
+                   if isinstance(exc, OSError) else None)
 
 
 def normalise(outcome):
@@ -105,6 +107,7 @@ def worker_main(spec: WorkerSpec, conn, tasks, faulthandler_path: str | None = N
         if msg[0] == "stop":
             break
         _, batch_id, records = msg
+        conn.send(("start", batch_id))  # the parent's watchdog counts from here, not from when it was queued
         conn.send(("done", batch_id, process_isolated(stage, records), stage.stats()))
     try:
         stage.teardown()

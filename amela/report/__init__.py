@@ -2,7 +2,7 @@
 
 Reads the run directory only (plan, config, stats, shard attempts, failures, outputs) in one pass over the output
 records; plots are inline SVG, audio excerpts are embedded, nothing refers to the network. See docs/report.md.
-A pipeline root (issue 11) will add one section per step and a funnel by calling `build` for each step's run.
+On a pipeline root it writes the funnel of the steps and each step's run report (report/pipeline.py).
 """
 from __future__ import annotations
 
@@ -20,9 +20,13 @@ def enabled() -> bool:
 
 
 def build_report(run_dir, listening: bool = True) -> str:
+    """A run's report, or a pipeline root's (its funnel, then each step's run report)."""
+    from . import pipeline
     from .page import build
     from .rundata import load
 
+    if pipeline.is_pipeline_root(run_dir):
+        return pipeline.build(run_dir, listening=listening)
     return build(load(run_dir), listening=listening)
 
 

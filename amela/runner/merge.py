@@ -56,6 +56,7 @@ def merge(paths: RunPaths, stage: Stage, allow_partial: bool = False) -> dict:
         _merge_file(paths.stream(stage.name, name), [(paths.shard(i).stream(name), done[i]) for i in present])
     n_fail = _merge_file(paths.failures, [(paths.shard(i).failures, done[i]) for i in present])
     stats = _stats(paths, plan, stage.name, done, n_out, n_fail)
+    stats["failure_reasons"] = _failure_reasons(paths) if n_fail else {}
     outputs = lambda: iter_jsonl(paths.output(stage.name))  # noqa: E731
     stats["summary"] = stage.summary(outputs)
     for name, data in stage.reports(outputs).items():
@@ -84,6 +85,21 @@ def _stats(paths: RunPaths, plan: dict, name: str, done: dict, n_out: int, n_fai
         "per_shard": [{k: s[k] for k in ("shard", "items", "ok", "failed", "wall_seconds", "stage") if k in s}
                       for s in shard_stats],
     }
+
+
+def _failure_reasons(paths: RunPaths, top: int = 20) -> dict:
+    """{reason: count}, most common first (the printed summary shows these, not one line per failure)."""
+    from collections import Counter
+
+    from .shard import failure_reason
+
+    counts = Counter(f.get("reason") or failure_reason(f.get("error_type", "?"), f.get("message", ""),
+                                                       f.get("audio_filepath"))
+                     for f in iter_jsonl(paths.failures))
+    out = dict(counts.most_common(top))
+    if len(counts) > top:
+        out["(other reasons)"] = sum(counts.values()) - sum(out.values())
+    return out
 
 
 def array_list(indices: list[int]) -> str:

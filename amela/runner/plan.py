@@ -13,17 +13,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
 from ..config import dump_yaml, from_dict, load_yaml, option, to_dict
 from ..errors import ConfigError, ManifestError
-from ..manifest import ON_INVALID, dumps, loads, read_manifest, scan_directory, write_bytes_atomic, write_jsonl_atomic
+from ..locks import Lock
+from ..manifest import (
+    ON_INVALID,
+    dumps,
+    is_audio_file,
+    loads,
+    read_manifest,
+    record_key,
+    scan_directory,
+    scan_file,
+    write_bytes_atomic,
+    write_jsonl_atomic,
+)
 from ..paths import RunPaths
 from ..stage import Stage, load_stage
-from . import shardio
+from . import fingerprint, shardio
 
 logger = logging.getLogger("amela.runner")
 STRATEGIES = ("round_robin", "duration")
+ITEM_TIMEOUT_FLOOR_S = 600.0  # model warm-up, a slow file system, a busy node: never kill for less
+ITEM_TIMEOUT_SLACK = 20.0  # times the expected processing time of the audio
 
 
 @dataclass(frozen=True)
@@ -36,16 +48,35 @@ class RunOptions:
     on_invalid: str = option("fail", "invalid input lines: fail the run, or skip them into RUN_DIR/rejected.jsonl",
                              choices=ON_INVALID)
     out_dir: str | None = option(None, "where stages write produced files (default: RUN_DIR/files)")
+    item_timeout_s: float | None = option(
+        None, "kill a worker whose item runs longer than this (retried once, then recorded as timed out); default: "
+              f"{ITEM_TIMEOUT_FLOOR_S:.0f} s + {ITEM_TIMEOUT_SLACK:.0f} x the item's duration / the stage's expected "
+              "speed; 0: no watchdog")
 
     def check(self) -> None:
         if self.shards < 1:
             raise ConfigError(f"--shards must be >= 1, got {self.shards}")
         if self.workers is not None and self.workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
+        if self.item_timeout_s is not None and not self.item_timeout_s >= 0:
+            raise ConfigError(f"--item-timeout-s must be >= 0, got {self.item_timeout_s}")
+
+    def timeout_s(self, stage_cls: type[Stage]):
+        """records -> seconds a batch of them may run in a worker (None: no watchdog)."""
+        if self.item_timeout_s == 0:
+            return None
+        fixed, speed = self.item_timeout_s, max(1e-6, stage_cls.expected_audio_s_per_s)
+
+        def timeout_s(records: list[dict]) -> float:
+            if fixed:
+                return fixed * len(records)
+            return ITEM_TIMEOUT_FLOOR_S + ITEM_TIMEOUT_SLACK * sum(r.get("duration") or 0 for r in records) / speed
+
+        return timeout_s
 
 
 # Options that may differ between the run that prepared a directory and a later one (they don't change results).
-VOLATILE_RUN_OPTIONS = ("workers",)
+VOLATILE_RUN_OPTIONS = ("workers", "item_timeout_s")
 
 
 @dataclass(frozen=True)
@@ -88,14 +119,95 @@ def load_plan(paths: RunPaths) -> dict:
     return loads(paths.plan.read_bytes())
 
 
-def prepare(paths: RunPaths, spec: RunSpec) -> dict:
-    """Create the run directory's plan (or check an existing one agrees with `spec`); returns the plan."""
+def prepare(paths: RunPaths, spec: RunSpec, keep_plan: bool = False) -> dict:
+    """Create the run directory's plan (or check an existing one agrees with `spec`, and that the input did not change
+    since, unless `keep_plan`); returns the plan."""
     paths.root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(paths.prepare_lock)):
+    with _waiting(Lock(paths.prepare_lock, f"preparing {paths.root}")):
         if paths.plan.exists():
             _check_same(load_spec(paths), spec, paths)
-            return load_plan(paths)
+            plan = load_plan(paths)
+            if not keep_plan:
+                check_input_unchanged(paths, plan)
+            return plan
         return _create(paths, spec)
+
+
+def check_input_unchanged(paths: RunPaths, plan: dict) -> None:
+    """Refuse (ConfigError: exit 2) to go on with a plan made from an input that changed since."""
+    what = input_change(paths, plan)
+    if what:
+        raise ConfigError(f"{plan['input']} {what} since {paths.root} was prepared ({plan['items']} item(s)). Either "
+                          "run into a new run directory (-o NEW_DIR) to process the input as it is now, or add "
+                          "--keep-plan to resume the recorded plan as it is (the changes are then ignored)")
+
+
+def input_change(paths: RunPaths, plan: dict) -> str | None:
+    """How the input differs from the one the plan was made from, or None."""
+    recorded = plan.get("input_fingerprint")
+    if not recorded or not fingerprint.changed(plan["input"], recorded):
+        return None
+    planned, lost = _planned_keys(paths, plan)
+    if not Path(plan["input"]).exists():
+        what = "no longer exists"
+    else:
+        added, removed = fingerprint.difference(plan["input"], recorded["kind"], planned)
+        what = f"changed: {added} record(s) added, {removed} removed" + (
+            f" (compared with the {len(planned)} planned records still on disk)" if lost else "")
+        if not added and not removed:
+            what = "changed (the same records, with different content)"
+    return what
+
+
+def _planned_keys(paths: RunPaths, plan: dict) -> tuple[set, bool]:
+    keys, lost = set(), False
+    for i in range(plan["num_shards"]):
+        f = paths.shard(i).input
+        if not f.exists():
+            lost = True
+            continue
+        keys.update(record_key(loads(body)) for _, body in shardio.iter_lines(f))
+    return keys, lost
+
+
+def ensure_shard(paths: RunPaths, spec: RunSpec, index: int) -> None:
+    """Recreate shard `index`'s input when its directory was deleted: the split is a deterministic function of the
+    input, which the fingerprint proves unchanged. Otherwise say exactly why it cannot be rebuilt."""
+    if paths.shard(index).input.exists():
+        return
+    with _waiting(Lock(paths.prepare_lock, f"preparing {paths.root}")):
+        if paths.shard(index).input.exists():
+            return
+        plan = load_plan(paths)
+        gone = f"{paths.root}: the directory of shard {index} ({paths.shard(index).dir}) was deleted"
+        if not plan.get("input_fingerprint"):
+            raise ConfigError(f"{gone}, and this run directory predates input fingerprints: it cannot be rebuilt "
+                              "safely; start a new run directory")
+        what = input_change(paths, plan)
+        if what:
+            raise ConfigError(f"{gone}, and it cannot be rebuilt: {plan['input']} {what} since the run was prepared. "
+                              "Start a new run directory (-o NEW_DIR)")
+        records, _ = read_input(spec, spec.stage_class())
+        idxs = split(records, plan["num_shards"], plan["strategy"])[index]
+        if len(idxs) != plan["shard_items"][index]:
+            raise ConfigError(f"{gone}; rebuilding it from the input gives {len(idxs)} item(s), the plan says "
+                              f"{plan['shard_items'][index]}: start a new run directory")
+        write_bytes_atomic(paths.shard(index).input, b"".join(shardio.encode(i, records[i]) for i in idxs))
+        logger.warning("shard %d: its directory was deleted; rebuilt its input (%d items) from %s", index, len(idxs),
+                       plan["input"])
+
+
+class _waiting:
+    """Many array tasks prepare at once: each waits for the lock (the first creates, the others check)."""
+
+    def __init__(self, lock: Lock):
+        self.lock = lock
+
+    def __enter__(self):
+        return self.lock.acquire(wait=True)
+
+    def __exit__(self, *_):
+        self.lock.release()
 
 
 def _check_same(old: RunSpec, new: RunSpec, paths: RunPaths) -> None:
@@ -112,26 +224,42 @@ def _check_same(old: RunSpec, new: RunSpec, paths: RunPaths) -> None:
                           "use a new run directory, or the same options to resume")
 
 
-def read_input(spec: RunSpec, stage_cls: type[Stage]) -> tuple[list[dict], list]:
-    path = Path(spec.input)
+def input_kind(path: Path) -> str:
+    """"directory", "audio" (a single audio file) or "manifest"."""
     if path.is_dir():
-        if not stage_cls.accepts_directory:
-            raise ConfigError(f"{path}: stage {stage_cls.name} needs a manifest, not a directory")
-        return scan_directory(path)
+        return "directory"
     if not path.exists():
         raise ManifestError(f"{path}: no such manifest or directory")
+    return "audio" if is_audio_file(path) else "manifest"
+
+
+def read_input(spec: RunSpec, stage_cls: type[Stage]) -> tuple[list[dict], list]:
+    path = Path(spec.input)
+    kind = input_kind(path)
+    if kind != "manifest" and not stage_cls.accepts_directory:
+        raise ConfigError(f"{path}: stage {stage_cls.name} needs a manifest, not a {kind}")
+    if kind == "directory":
+        return scan_directory(path)
+    if kind == "audio":
+        return scan_file(path)
     return read_manifest(path)
 
 
 def _create(paths: RunPaths, spec: RunSpec) -> dict:
     stage_cls = spec.stage_class()
     records, problems = read_input(spec, stage_cls)
-    if problems and spec.run.on_invalid == "fail":
+    # A scanned path that cannot be an input (odd name, FIFO, unreadable directory) is reported, never fatal: the
+    # user did not write it down, and every other file deserves to be processed. Manifest lines follow --on-invalid.
+    scanned = input_kind(Path(spec.input)) != "manifest"
+    if problems and spec.run.on_invalid == "fail" and not scanned:
         raise ManifestError(f"{spec.input}: {len(problems)} invalid line(s); fix them or use --on-invalid skip",
                             problems)
     if problems:
         write_jsonl_atomic(paths.rejected, (p.to_dict() for p in problems))
-        logger.warning("skipped %d invalid line(s) into %s", len(problems), paths.rejected)
+        logger.warning("skipped %d invalid %s into %s", len(problems), "path(s)" if scanned else "line(s)",
+                       paths.rejected)
+        for p in problems[:5]:
+            logger.warning("  %s", p)
     if not records:
         raise ManifestError(f"{spec.input}: no valid records to process")
     stage_cls(spec.options).check_input(records)
@@ -146,6 +274,7 @@ def _create(paths: RunPaths, spec: RunSpec) -> dict:
     write_bytes_atomic(paths.config, dump_yaml(spec.to_dict()).encode())
     plan = {
         "version": 1, "stage": spec.stage, "input": spec.input, "num_shards": spec.run.shards,
+        "input_fingerprint": fingerprint.fingerprint(spec.input, input_kind(Path(spec.input))),
         "strategy": spec.run.strategy, "items": len(records), "rejected": len(problems),
         "audio_seconds": round(sum(shard_seconds), 3), "shard_items": shard_items, "shard_seconds": shard_seconds,
         "created_at": time.time(),

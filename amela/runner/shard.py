@@ -1,16 +1,17 @@
 """Running one shard: skip if done -> resume from what is written -> batches through the pool -> stats -> marker."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
 import time
+from collections import Counter
 from contextlib import contextmanager
-
-from filelock import FileLock, Timeout
 
 from ..errors import RunLockedError
 from ..executors.worker import Failure
+from ..locks import Lock
 from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths, ShardPaths
 from ..progress import Progress
@@ -19,27 +20,43 @@ from . import attempts, shardio
 from . import blobs as blobio
 
 logger = logging.getLogger("amela.runner")
+# Failed items shown on the terminal per shard; the rest go to the shard log only (100,000 missing files once printed
+# 14 MB of ERROR lines). failures.jsonl and the shard log keep every one; the summary counts them by reason.
+SHOWN_FAILURES = 5
+# An item failing with these would make every later item fail the same way: the run stops instead (exit 3).
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 @contextmanager
 def locked(path, what: str):
-    """Hold `path`'s lock or fail at once: two processes must never write the same files."""
-    lock = FileLock(str(path), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise RunLockedError(f"{what} is in use by another process (lock {path}); wait for it or stop it") from None
+    """Hold `path`'s lock or fail at once: two processes must never write the same files (flock, or a lease on
+    file systems without flock: amela/locks.py)."""
+    lock = Lock(path, what).acquire()
     try:
         yield
     finally:
         lock.release()
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """A shard log that cannot be written (disk full) must not print logging's own traceback for every line: the
+    write that matters fails in the runner, which says why once."""
+
+    failed = False
+
+    def emit(self, record) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record) -> None:
+        self.failed = True
+
+
 @contextmanager
 def shard_log(paths: RunPaths, index: int):
     """Everything the `amela` logger says while the shard runs also goes to logs/shard_NNNNN.log."""
     paths.logs.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(paths.shard_log(index))
+    handler = _QuietFileHandler(paths.shard_log(index))
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("amela")
@@ -59,7 +76,8 @@ def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bo
     """Process shard `index` with `pool` (a started WorkerPool/InProcessPool); returns the shard's stats."""
     sp = paths.shard(index)
     if not sp.input.exists():
-        raise RunLockedError(f"{paths.root}: shard {index} does not exist in this run's plan")
+        raise RunLockedError(f"{paths.root}: the directory of shard {index} is missing; `amela run-shard "
+                             f"{paths.root} {index}` rebuilds it from plan.json and the input")
     with locked(sp.lock, f"shard {index} of {paths.root}"), shard_log(paths, index):
         if sp.done.exists():
             return loads(sp.stats.read_bytes())
@@ -93,6 +111,7 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
             logger.warning("shard %d: dropped %d uncommitted %s row(s)", index, dropped, name)
     inputs = [(i, loads(body)) for i, body in shardio.iter_lines(sp.input)]
     todo = [(i, r) for i, r in inputs if i not in done]
+    todo = _fail_stopped_twice(sp, index, stage.name, todo)
     if done:
         logger.info("shard %d: resuming, %d of %d items already done", index, len(done), len(inputs))
     by_idx = dict(todo)
@@ -101,10 +120,11 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
     progress = Progress(len(todo), sum(r["duration"] for _, r in todo), f"{stage.name} shard {index}",
                         enabled=show_progress)
     out, fail = shardio.Appender(sp.output), shardio.Appender(sp.failures)
+    reasons: Counter = Counter()
     extra = {s: shardio.Appender(sp.stream(s)) for s in streams}
     blob_out = {b: blobio.BlobWriter(sp.blob(b), sp.blob_index(b), done) for b in blob_names}
     try:
-        for idx, outcome in pool.run(work):
+        for idx, outcome in _noting_inflight(sp, pool, pool.run(work)):
             record = by_idx[idx]
             if isinstance(outcome, Output):
                 for name, blob in outcome.blobs.items():
@@ -116,9 +136,15 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
                             extra[name].write(idx, row)
                 out.write(idx, outcome.record)  # last: the output line commits the item, streams included
             else:
-                fail.write(idx, failure_record(idx, stage.name, record, outcome))
-                logger.error("item %d failed (%s): %s: %s", idx, record.get("audio_filepath"), outcome.error_type,
-                             outcome.message)
+                if outcome.errno in ENVIRONMENT_ERRNOS:  # not the item's fault: stop, the item is redone on rerun
+                    raise OSError(outcome.errno, f"{os.strerror(outcome.errno)} (while item {idx} was processed: "
+                                                 f"{outcome.message})")
+                row = failure_record(idx, stage.name, record, outcome)
+                fail.write(idx, row)
+                reasons[row["reason"]] += 1
+                level = logging.ERROR if sum(reasons.values()) <= SHOWN_FAILURES else logging.DEBUG
+                logger.log(level, "item %d failed (%s): %s: %s", idx, record.get("audio_filepath"),
+                           outcome.error_type, outcome.message)
                 if outcome.traceback:
                     logger.debug("item %d traceback:\n%s", idx, outcome.traceback)
             progress.update(record["duration"], not isinstance(outcome, Output))
@@ -126,7 +152,53 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
         for a in (out, fail, *extra.values(), *blob_out.values()):
             a.close()
         progress.close()
+    if sum(reasons.values()) > SHOWN_FAILURES:
+        logger.error("shard %d: %d item(s) failed (the first %d shown; all in %s and %s): %s", index,
+                     sum(reasons.values()), SHOWN_FAILURES, sp.failures, paths.shard_log(index),
+                     "; ".join(f"{n} x {r}" for r, n in reasons.most_common(5)))
     return _finalize(sp, index, inputs, files, t0, pool, baseline)
+
+
+STOPPED = "STOPPED_ITEMS.json"  # {index: times a SLURM task was stopped while the item was being processed}
+
+
+def _noting_inflight(sp: ShardPaths, pool, outcomes):
+    """Yield from `outcomes`; if the task is stopped meanwhile inside a SLURM job (time limit, preemption), note which
+    items were being processed: an item whose task keeps being stopped on it would requeue forever."""
+    try:
+        yield from outcomes
+    except BaseException:
+        running = getattr(pool, "running_indices", lambda: [])()
+        if running and os.environ.get("SLURM_JOB_ID"):
+            counts = _stopped_counts(sp)
+            for i in running:
+                counts[str(i)] = counts.get(str(i), 0) + 1
+            write_bytes_atomic(sp.dir / STOPPED, dumps(counts))
+        raise
+
+
+def _stopped_counts(sp: ShardPaths) -> dict:
+    try:
+        return loads((sp.dir / STOPPED).read_bytes())
+    except (OSError, ValueError):
+        return {}
+
+
+def _fail_stopped_twice(sp: ShardPaths, index: int, stage: str, todo: list) -> list:
+    counts = _stopped_counts(sp)
+    if not counts:
+        return todo
+    keep = []
+    with shardio.Appender(sp.failures) as fail:
+        for i, r in todo:
+            if counts.get(str(i), 0) >= 2:
+                failure = Failure("Timeout", "never finished: its SLURM task was stopped twice while processing it "
+                                             "(time limit or preemption); not tried again, to avoid a requeue loop")
+                fail.write(i, failure_record(i, stage, r, failure))
+                logger.error("shard %d: item %d (%s) %s", index, i, r.get("audio_filepath"), failure.message)
+            else:
+                keep.append((i, r))
+    return keep
 
 
 def spread(batches: list[list[int]], workers: int, per_worker: int = 4) -> list[list[int]]:
@@ -144,20 +216,32 @@ def spread(batches: list[list[int]], workers: int, per_worker: int = 4) -> list[
 
 def failure_record(idx: int, stage: str, record: dict, failure: Failure) -> dict:
     return {"index": idx, "stage": stage, "error_type": failure.error_type, "message": failure.message,
+            "reason": failure_reason(failure.error_type, failure.message, record.get("audio_filepath")),
             "signal": failure.signal, "audio_filepath": record.get("audio_filepath"), "record": record}
+
+
+def failure_reason(error_type: str, message: str, path: str | None) -> str:
+    """What failures have in common: the message without the item's own file name (counted in the summary)."""
+    if path:
+        message = message.replace(path, "FILE")
+    message = message.strip()
+    return f"{error_type}: {message[:120]}" if message else error_type
 
 
 def _finalize(sp: ShardPaths, index: int, inputs: list, files: list, t0: float, pool, baseline) -> dict:
     for f in files:
         shardio.sort_file(f)
-    ok_idx = {i for i, _ in shardio.iter_lines(sp.output)}
+    # Seconds of audio as the stage found it (a stage corrects `duration` when the file is shorter than the manifest
+    # said), not as the manifest claimed.
+    ok_seconds = {i: float(loads(body).get("duration") or 0.0) for i, body in shardio.iter_lines(sp.output)}
+    ok_idx = set(ok_seconds)
     failed = shardio.count_lines(sp.failures)
     missing = len(inputs) - len(ok_idx) - failed
     if missing:
         raise RuntimeError(f"shard {index}: {missing} item(s) have neither an output nor a failure; not marking done")
     stats = {
         "shard": index, "items": len(inputs), "ok": len(ok_idx), "failed": failed,
-        "audio_seconds": round(sum(r["duration"] for i, r in inputs if i in ok_idx), 3),
+        "audio_seconds": round(sum(ok_seconds.values()), 3),
         "started_at": t0, "finished_at": time.time(), "wall_seconds": round(time.time() - t0, 3),
         "worker_crashes": pool.crashes - baseline[1], "stage": merge_worker_stats(pool.worker_stats, baseline[0]),
         "host": socket.gethostname(),

@@ -102,3 +102,9 @@ class Appender:
 
     def close(self) -> None:
         self.fh.close()
+
+    def __enter__(self) -> Appender:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()

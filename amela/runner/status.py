@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from filelock import FileLock, Timeout
-
+from ..locks import is_held
 from ..manifest import loads
 from ..paths import RunPaths
 from ..stage import load_stage
@@ -40,16 +39,6 @@ class RunStatus:
         return all(s.state == DONE for s in self.shards)
 
 
-def _locked(path) -> bool:
-    lock = FileLock(str(path), timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        return True
-    lock.release()
-    return False
-
-
 def run_status(paths: RunPaths) -> RunStatus:
     plan = load_plan(paths)
     name = load_stage(plan["stage"]).name  # plan["stage"] may be an import path (module:Class)
@@ -62,7 +51,10 @@ def run_status(paths: RunPaths) -> RunStatus:
             status.shards.append(ShardStatus(i, DONE, items, stats["ok"], stats["failed"]))
             continue
         ok, failed = shardio.count_lines(sp.output), shardio.count_lines(sp.failures)
-        if _locked(sp.lock):
+        if not sp.input.exists():
+            state, detail = MISSING, (f"its directory {sp.dir} was deleted: `amela run-shard {paths.root} {i}` "
+                                      "rebuilds it from plan.json and the input, and runs it")
+        elif is_held(sp.lock):  # read-only probe: status works on a read-only run directory
             state, detail = RUNNING, ""
         elif (sp.dir / "ATTEMPT").exists():
             state, detail = FAILED, "started but did not finish (crashed, killed or interrupted)"

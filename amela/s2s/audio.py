@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 
+from ..audio_checks import check_header, decoded_until_s
 from ..errors import ItemError
 
 
@@ -15,6 +16,7 @@ def read_span(record: dict, sample_rate: int = 16000):
     path = record["audio_filepath"]
     if record.get("header_error"):
         raise ItemError(f"{path}: cannot read audio: {record['header_error']}")
+    check_header(path)
     try:
         with sf.SoundFile(path) as fh:
             sr = fh.samplerate
@@ -25,7 +27,9 @@ def read_span(record: dict, sample_rate: int = 16000):
                 fh.seek(min(start, fh.frames))
             audio = fh.read(frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-        raise ItemError(f"{path}: cannot read audio: {exc}") from exc
+        stop_s = decoded_until_s(path)
+        where = f" (decoding stopped at {stop_s:.3f} s: truncated or corrupt)" if stop_s else ""
+        raise ItemError(f"{path}: cannot read audio: {exc}{where}") from exc
     audio = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
     if audio.size == 0:
         raise ItemError(f"{path}: no audio samples in the requested span (offset {record.get('offset', 0)})")

@@ -220,8 +220,11 @@ def _download(entry: ModelFile, dest: Path) -> None:
     """Stream to a temporary file beside `dest`, hashing as we go; rename only when the sha256 matches."""
     import tempfile
 
+    from ..manifest import executable_mode
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.fchmod(fd, executable_mode() & 0o666)  # a shared model cache: the umask's mode, not mkstemp's 0600
     h = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as resp:

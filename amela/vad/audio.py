@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..audio_checks import check_header, decoded_until_s
 from ..errors import ItemError
 from .config import SAMPLE_RATE
 
@@ -74,6 +75,7 @@ def open_span(record: dict, channel: int | None):
     """(open SoundFile positioned at the span's start, Span); the caller closes the file."""
     path = record["audio_filepath"]
     _check_file(path)
+    check_header(path)  # a WAV cut short (libsndfile would decode what is left as if complete)
     fh = _open(path)
     try:
         span = _span(fh, path, record, channel)
@@ -129,8 +131,10 @@ def _read(fh, span: Span, frames: int, dtype: str) -> np.ndarray:
         return fh.read(frames, dtype=dtype, always_2d=True)
     except RuntimeError as exc:  # soundfile.LibsndfileError: corrupt data past a valid header
         reason = getattr(exc, "error_string", None) or str(exc)
-        raise ItemError(f"{span.path}: corrupt audio data at or after {span.read / span.samplerate:.3f} s "
-                        f"({reason})") from None
+        stop_s = decoded_until_s(span.path, span.start + span.read)
+        at = f"{stop_s:.3f} s" if stop_s is not None else f"or after {(span.start + span.read) / span.samplerate:.3f} s"
+        raise ItemError(f"{span.path}: truncated or corrupt audio data: decoding stopped at {at} of the file, whose header "
+                        f"promises {(span.start + span.frames) / span.samplerate:.3f} s ({reason})") from None
 
 
 def _check_complete(span: Span) -> None:

@@ -64,7 +64,10 @@ def test_dry_run_prints_scripts_and_split_commands_without_submitting(tmp_path):
     out = _amela("run", ECHO, corpus, "-o", run, "--shards", 5, "--backend", "sbatch", "--dry-run",
                  "--max-array-size", 2, "--array-parallelism", 1, "--partition", "cpu", "--time", "30").stdout
     script = run / "slurm" / "echo.sbatch"
-    assert script.read_text() in out and "#SBATCH --partition=cpu" in out and "#SBATCH --time=30" in out
+    assert f"# {script} (not written)" in out and "#SBATCH --partition=cpu" in out and "#SBATCH --time=30" in out
+    assert "would prepare" in out and "10 item(s) in 5 shard(s)" in out
+    assert not run.exists()  # no side effects: a later real submission may use other flags
+    _amela("prepare", ECHO, corpus, "-o", run, "--shards", 3)
     commands = [line for line in out.splitlines() if line.startswith("sbatch ")]
     assert commands == [f"sbatch --array=0-1%1 {script} 0",
                         f"sbatch --dependency=afterany:JOB1 --array=0-1%1 {script} 2",
