@@ -1,4 +1,4 @@
-"""amela: run | run-shard | status | merge | validate | doctor | fetch-models (+ commands stages register).
+"""amela: run | run-shard | status | merge | validate | doctor | fetch-models | filter (+ commands stages register).
 
 Kept light: torch, NeMo and fairseq are imported only inside workers (or by `doctor`), so --help answers at once.
 Exit codes: 0 every item succeeded; 1 the run completed but some items failed or were rejected (or it is
@@ -57,7 +57,7 @@ def _run_parser(sub, stage_name: str | None, name: str = "run", help: str = "run
         "Rerun the same command to resume; finished shards are skipped.")
     kw = dict(help=help, description=desc.strip(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p = sub.add_parser(name, **kw)
-    p.add_argument("stage", metavar="STAGE", help="vad, asr, s2s (or package.module:Class)")
+    p.add_argument("stage", metavar="STAGE", help="vad, asr, s2s, quality (or package.module:Class)")
     p.add_argument("input", metavar="INPUT", help="manifest (.jsonl/.json) or audio directory")
     p.add_argument("-o", "--output", dest="run_dir", required=True, metavar="RUN_DIR", help="run directory")
     p.add_argument("--config", metavar="FILE", help="YAML with stage options (or a saved config.yaml)")
@@ -133,6 +133,9 @@ def build_parser(stage_name: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="cache directory (default: $AMELA_CACHE)")
     p.set_defaults(func=cmd_fetch_models)
 
+    from . import filter_cli
+
+    filter_cli.register(sub)
     for module in EXTRA_COMMANDS:
         importlib.import_module(module).register(sub, stage_name)
     return parser

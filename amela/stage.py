@@ -136,6 +136,7 @@ REGISTRY = {
     "vad": "amela.vad.stage:VadStage",
     "asr": "amela.asr.stage:AsrStage",
     "s2s": "amela.s2s.stage:S2SStage",
+    "quality": "amela.quality.stage:QualityStage",
 }
 
 

@@ -14,7 +14,7 @@ stamp_key() { cat "$ROOT/scripts/setup.sh" "$ROOT/pyproject.toml" | sha256sum | 
 STAMP="$VENV/.amela-setup-stamp"
 installed() {  # the distributions a working install has (metadata only: importing NeMo would take seconds)
   "$VENV/bin/python" -c "import importlib.metadata as m
-for d in ('amela', 'torch', 'nemo_toolkit', 'fairseq', 'ten-vad', 'submitit'): m.version(d)" 2>/dev/null
+for d in ('amela', 'torch', 'nemo_toolkit', 'fairseq', 'ten-vad', 'submitit', 'speechmos', 'onnxruntime'): m.version(d)" 2>/dev/null
 }
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp_key)" ]] && installed; then
   echo "setup: already up to date ($VENV)"; exit 0

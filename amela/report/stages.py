@@ -265,8 +265,17 @@ class S2SSection(Section):
                                                                  min(float(r["duration"]), EXCERPT_S))]
 
 
+# The quality stage's fields (amela/quality/stage.py) and S2S --quality's, flat in the records under the names the
+# filter language uses; the first present of PREFERRED_MAIN chooses the listening bands.
+QUALITY_STAGE_FIELDS = frozenset(
+    [f"{p}dnsmos_{k}{s}" for k in ("sig", "bak", "ovrl", "p808") for p, s in (("", ""), ("source_", ""), ("", "_delta"))]
+    + ["peak_dbfs", "rms_dbfs", "clipping_ratio", "bandwidth_hz", "dc_offset"])
+PREFERRED_MAIN = ("dnsmos_ovrl_delta", "dnsmos_ovrl")
+
+
 class QualitySection(Section):
-    """Scores of a quality stage (numeric fields under `quality` or named quality_*): distributions and bands."""
+    """Scores of a quality stage (numeric fields under `quality`, named quality_*, or the quality stage's own fields):
+    distributions and bands."""
 
     id, title = "quality", "Quality"
 
@@ -283,7 +292,8 @@ class QualitySection(Section):
         if flat is None:
             if len(self._flat_keys) > 4096:
                 self._flat_keys.clear()
-            flat = self._flat_keys[layout] = tuple(k for k in layout if k.startswith("quality_"))
+            flat = self._flat_keys[layout] = tuple(k for k in layout if k.startswith("quality_")
+                                                   or k in QUALITY_STAGE_FIELDS)
         q = r.get("quality")
         if not flat and not isinstance(q, dict):
             return {}
@@ -301,7 +311,7 @@ class QualitySection(Section):
             res.add(v)
             mm[0], mm[1], mm[2], mm[3] = min(mm[0], v), max(mm[1], v), mm[2] + v, mm[3] + 1
         if self.main is None:
-            self.main = next(iter(s))
+            self.main = next((k for k in PREFERRED_MAIN if k in s), next(iter(s)))
         if self.main in s:
             self.pool.add((s[self.main], r))
 

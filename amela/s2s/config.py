@@ -38,6 +38,8 @@ class S2SConfig:
     fp16: bool = option(False, help="half precision on GPU")
     trust_pickle: bool = option(False, help="allow unpickling a k-means file whose sha256 is not in the registry")
     cache_dir: str | None = option(None, help="model cache (default: $AMELA_CACHE, else ~/.cache/amela)")
+    quality: bool = option(False, help="resynth: also score DNSMOS of each resynthesised file and of its source "
+                           "(dnsmos_*, source_dnsmos_*, dnsmos_*_delta; s2s_quality.csv/.png; see docs/quality.md)")
 
     def check(self) -> None:
         if self.layer < 1:
@@ -52,3 +54,5 @@ class S2SConfig:
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.mode != "encode" and (self.frame_units or self.units_format != "none"):
             raise ConfigError("frame_units and units_format apply to --mode encode only")
+        if self.quality and self.mode != "resynth":
+            raise ConfigError("quality applies to --mode resynth only (score other audio with `amela run quality`)")

@@ -27,6 +27,7 @@ class S2SStage(Stage):
     resources = Resources(cpus_per_worker=4, gpus_per_worker=1)
     accepts_directory = True
     description = "discrete speech units (HuBERT + k-means) and unit HiFi-GAN resynthesis on fairseq checkpoints"
+    scorer = None  # --quality: DNSMOS of resynthesised and source audio, built in setup()
 
     def __init__(self, config, sink=None):
         super().__init__(config, sink)
@@ -84,8 +85,20 @@ class S2SStage(Stage):
             n += 1
             units += len(r.get("units") or ())
             frames += sum(r.get("unit_durations") or ())
-        return {"records": n, "units": units, "frames": frames,
-                "frames_per_unit": round(frames / units, 3) if units else None}
+        out = {"records": n, "units": units, "frames": frames,
+               "frames_per_unit": round(frames / units, 3) if units else None}
+        if self.config.quality:
+            from ..quality import resynth
+
+            out.update(resynth.summary(outputs()))
+        return out
+
+    def reports(self, outputs) -> dict[str, bytes]:
+        if not self.config.quality:
+            return {}
+        from ..quality import resynth
+
+        return resynth.reports(outputs)
 
     @classmethod
     def doctor(cls) -> list[tuple[str, bool, str]]:
@@ -144,6 +157,10 @@ class S2SStage(Stage):
             if self.quantizer is not None and self.quantizer.k > self.vocoder.num_units:
                 raise ConfigError(f"k-means has {self.quantizer.k} units but the vocoder only "
                                   f"{self.vocoder.num_units}: they are not a pair")
+        if cfg.quality:
+            from ..quality.resynth import ResynthScorer
+
+            self.scorer = ResynthScorer()
         self._stats["model_load_seconds_max"] = round(time.time() - t0, 3)
 
     def _load_vocoder(self, device: str):
@@ -266,6 +283,10 @@ class S2SStage(Stage):
         units, durations = deduplicate(frame_units)
         out = self._write_audio(record, frame_units, dur_prediction=False)
         out["units"], out["unit_durations"] = units, durations
+        if self.scorer is not None:
+            t0 = time.time()
+            out.update(self.scorer.compare(record, out["audio_filepath"]))
+            self._count("quality_seconds", time.time() - t0)
         return out
 
     def _synth_one(self, record: dict) -> dict:
