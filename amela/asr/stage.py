@@ -256,10 +256,11 @@ class AsrStage(Stage):
             scores = [r.score for _, r in parts if r.score is not None]
             out["score"] = round(sum(scores), 4) if scores else None
         if self.config.timestamps:
-            out["words"] = [{"word": w["word"], "start": _shift(w["start"], p.start_s), "end": _shift(w["end"], p.start_s)}
-                            for p, r in parts for w in r.words]
+            # Clamped to the piece: a TDT decoder's last duration can run past the end of the audio.
+            out["words"] = [{"word": w["word"], "start": _shift(w["start"], p.start_s, p.seconds),
+                             "end": _shift(w["end"], p.start_s, p.seconds)} for p, r in parts for w in r.words]
         return out
 
 
-def _shift(value: float | None, by: float) -> float | None:
-    return None if value is None else round(value + by, 3)
+def _shift(value: float | None, by: float, limit: float) -> float | None:
+    return None if value is None else round(min(max(value, 0.0), limit) + by, 3)
