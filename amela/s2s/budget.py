@@ -8,25 +8,20 @@ from __future__ import annotations
 from ..asr.batching import gpu_free_bytes_nvidia_smi
 
 CPU_BATCH_SECONDS = 200.0  # on CPU batching buys no speed (docs/s2s.md); 200 s keeps memory near 2 GiB
-# Activation memory of a HuBERT-base forward, measured on CPU in float32 with bench/memory.py (docs/s2s.md):
-# MIB_PER_SECOND for every audio second in the batch, plus MIB_PER_SECOND_SQUARED per second squared of each chunk
-# (self-attention over T = 50 frames/s is quadratic in the chunk's length). Half precision halves both; the budget
-# keeps that half as headroom for the allocator's fragmentation and the vocoder.
-MIB_PER_SECOND = 9.0
-MIB_PER_SECOND_SQUARED = 0.12
+# Peak activation memory of a HuBERT-base forward, measured on CPU in float32 with bench/memory.py (docs/s2s.md):
+# the conv front end runs one chunk at a time, unpadded, so its transient follows the longest chunk (MIB_PER_CHUNK_
+# SECOND x chunk length); the transformer runs on the padded batch (MIB_PER_BATCH_SECOND x padded batch seconds).
+# Half precision halves both; the budget keeps that half as headroom for fragmentation and the vocoder.
+MIB_PER_CHUNK_SECOND = 15.0
+MIB_PER_BATCH_SECOND = 4.1
 RESERVE_GIB = 1.0  # CUDA context, cuDNN workspaces, the k-means distances: kept out of the budget
-MAX_BATCH_SECONDS = 2000.0  # bigger batches do not raise throughput, they only delay results
-
-
-def seconds_per_gib(chunk_seconds: float) -> float:
-    """Audio seconds that one GiB of free memory holds when chunks are `chunk_seconds` long."""
-    return 1024.0 / (MIB_PER_SECOND + MIB_PER_SECOND_SQUARED * chunk_seconds)
+MAX_BATCH_SECONDS = 1000.0  # ten 100 s chunks: bigger batches do not raise throughput, they only delay results
 
 
 def budget_from_free_bytes(free_bytes: int, chunk_seconds: float) -> float:
     """The batch budget for a GPU with `free_bytes` free after the models loaded; never below one chunk."""
-    gib = max(0.0, free_bytes / 2**30 - RESERVE_GIB)
-    return float(min(MAX_BATCH_SECONDS, max(chunk_seconds, gib * seconds_per_gib(chunk_seconds))))
+    usable_mib = free_bytes / 2**20 - RESERVE_GIB * 1024 - MIB_PER_CHUNK_SECOND * chunk_seconds
+    return float(min(MAX_BATCH_SECONDS, max(chunk_seconds, usable_mib / MIB_PER_BATCH_SECOND)))
 
 
 def planning_budget(batch_seconds: float | None, device: str, chunk_seconds: float) -> float:
