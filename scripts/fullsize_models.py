@@ -164,6 +164,17 @@ def _encoder(size: str, features: int) -> dict:
             "dropout_emb": 0.0, "dropout_att": 0.1}
 
 
+def _datasets(tokenized: bool) -> dict:
+    """Dataset sections as the published .nemo files carry them (no manifests): NeMo's transcribe(paths) builds its
+    dataloader from validation_ds (e.g. use_start_end_token), so a model without them cannot transcribe files."""
+    ds = {"manifest_filepath": None, "sample_rate": SAMPLE_RATE, "batch_size": 16, "shuffle": False,
+          "num_workers": 8, "pin_memory": True}
+    if tokenized:
+        ds["use_start_end_token"] = False
+    return {"train_ds": dict(ds, shuffle=True, max_duration=40.0, min_duration=0.1), "validation_ds": dict(ds),
+            "test_ds": dict(ds)}
+
+
 def _save_nemo(model, path: str) -> None:
     placeholder = _tmp_beside(path)
     tmp = placeholder + ".nemo"  # NeMo wants the suffix
@@ -211,7 +222,7 @@ def build_parakeet(path: str, seed: int = 0) -> dict:
             "loss": {"loss_name": "tdt", "tdt_kwargs": {"fastemit_lambda": 0.0, "clamp": -1.0,
                                                         "durations": p["tdt_durations"], "sigma": 0.02,
                                                         "omega": 0.1}},
-            "train_ds": None, "validation_ds": None, "test_ds": None,
+            **_datasets(tokenized=True),
         })
         torch.manual_seed(seed)
         model = EncDecRNNTBPEModel(cfg=cfg).eval()
@@ -232,7 +243,7 @@ def build_ctc_large(path: str, seed: int = 0) -> dict:
             "preprocessor": _preprocessor(c["features"]), "encoder": _encoder(c["encoder"], c["features"]),
             "decoder": {"_target_": "nemo.collections.asr.modules.ConvASRDecoder", "feat_in": None,
                         "num_classes": -1, "vocabulary": []},
-            "train_ds": None, "validation_ds": None, "test_ds": None,
+            **_datasets(tokenized=True),
         })
         torch.manual_seed(seed)
         model = EncDecCTCModelBPE(cfg=cfg).eval()

@@ -133,8 +133,15 @@ class AsrStage(Stage):
             import torch
 
             free, _ = torch.cuda.mem_get_info()  # after the model loaded: what is left for activations
-            return batching.budget_from_free_bytes(free)
+            return batching.budget_from_free_bytes(free, self._cast_bytes())
         return batching.CPU_BATCH_SECONDS
+
+    def _cast_bytes(self) -> int:
+        """Bytes of the 16-bit weight copies autocast keeps while a batch runs (0 in float32)."""
+        if self.backend.dtype == "float32":
+            return 0
+        model = getattr(self.backend, "model", None)
+        return sum(p.numel() * 2 for p in model.parameters() if p.is_floating_point()) if model is not None else 0
 
     def process(self, batch: list[dict]) -> list:
         self._stats["batches"] += 1
