@@ -13,6 +13,7 @@ the compute, memory and code paths those of the real models.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -87,17 +88,20 @@ def run_stage(stage, records: list[dict], device: str) -> tuple[float, list]:
 
 def bench_asr(models: str, device: str, records: list[dict], rows: list[dict]) -> None:
     import torch
+    from nemo.utils import logging as nemo_logging
 
     from amela.asr import batching
     from amela.asr.backend import autocast_for
     from amela.asr.config import AsrConfig
     from amela.asr.stage import AsrStage
 
+    nemo_logging.setLevel(40)  # errors only: its per-call info lines would drown the progress
     audio_s = sum(r["duration"] for r in records)
     stage = AsrStage(AsrConfig(model=os.path.join(models, "parakeet-tdt-0.6b-v2.nemo"), device=device,
                                dtype="float32"))
     t0 = time.time()
-    stage.setup()
+    with contextlib.redirect_stdout(sys.stderr):  # NeMo prints its loss config: keep stdout for the table
+        stage.setup()
     load_s = time.time() - t0
     budget_s = stage.budget_s
     sizes = [len(b) for b in batching.plan_batches([r["duration"] for r in records], budget_s)]

@@ -244,7 +244,7 @@ class S2SStage(Stage):
 
                 if not is_oom(exc):
                     raise
-                pending[:0] = self._after_oom(group, results)
+                pending[:0] = self._after_oom(group, results, batch)
                 continue
             for (pos, n, _), f in zip(group, feats):
                 per_record.setdefault(pos, []).append((n, self.quantizer(f)))
@@ -257,7 +257,7 @@ class S2SStage(Stage):
             self._count("frames", len(results[pos]))
         return results
 
-    def _after_oom(self, group: list, results: list) -> list[list]:
+    def _after_oom(self, group: list, results: list, batch: list[dict]) -> list[list]:
         """Out of memory on `group`: keep half its padded seconds as the budget for the rest of the worker's life and
         re-plan the group within it (as ASR does); a chunk that fails alone fails its record."""
         import torch
@@ -267,8 +267,8 @@ class S2SStage(Stage):
         padded_s = len(group[0][2]) * len(group) / SAMPLE_RATE
         if len(group) == 1:
             pos = group[0][0]
-            results[pos] = ItemError(f"out of memory on one {padded_s:.1f} s chunk even alone; lower --chunk-seconds "
-                                     f"(now {self.config.chunk_seconds:g})")
+            results[pos] = ItemError(f"{batch[pos]['audio_filepath']}: out of memory on one {padded_s:.1f} s chunk "
+                                     f"even alone; lower --chunk-seconds (now {self.config.chunk_seconds:g})")
             return []
         self.budget_s = max(1.0, min(self.budget_s, padded_s / 2))
         self._count("oom_halvings", 1)

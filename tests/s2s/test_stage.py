@@ -233,7 +233,8 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_budget(tiny):
     # A chunk that does not fit even alone fails its record only, with the fix in the message.
     stage.reader = OomReader(stage.reader.inner, limit_s=0.9)
     out = stage.process(records)
-    assert all(isinstance(r, ItemError) and "--chunk-seconds" in str(r) for r in out[:4])
+    assert all(isinstance(r, ItemError) and "--chunk-seconds" in str(r) and rec["audio_filepath"] in str(r)
+               for r, rec in zip(out[:4], records))
     assert out[4]["frame_units"] == reference[4]["frame_units"]
 
 
