@@ -13,6 +13,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "fullsize_models.py"
 
 
+def built(tmp_path_factory, *names: str):
+    """Fixture body: yields build(...), then deletes the files it built in the temp folder (gigabytes, which pytest
+    would otherwise keep for three sessions); a $AMELA_FULLSIZE_MODELS folder is left alone."""
+    paths = build(tmp_path_factory, *names)
+    yield paths
+    if not os.environ.get("AMELA_FULLSIZE_MODELS"):
+        for name in names:
+            for f in fullsize_files(name, paths):
+                if os.path.exists(f):
+                    os.unlink(f)
+
+
+def fullsize_files(name: str, paths: dict[str, str]) -> list[str]:
+    return [paths[name]] + ([paths["vocoder_config"]] if name == "vocoder" else [])
+
+
 def build(tmp_path_factory, *names: str) -> dict[str, str]:
     """{'parakeet': path, ...} for `names`, built (or kept) in $AMELA_FULLSIZE_MODELS or a session temp folder."""
     out = os.environ.get("AMELA_FULLSIZE_MODELS") or str(tmp_path_factory.getbasetemp() / "fullsize_models")

@@ -10,7 +10,7 @@ import pytest
 from amela.asr import models
 from amela.asr.config import AsrConfig
 from amela.asr.stage import AsrStage
-from tests.fullsize import build, hub_cache
+from tests.fullsize import built, hub_cache
 
 from .conftest import noise, write_wav
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def fullsize(tmp_path_factory):
-    return build(tmp_path_factory, "parakeet", "ctc-large")
+    yield from built(tmp_path_factory, "parakeet", "ctc-large")
 
 
 def _check_words(record: dict) -> None:

@@ -10,7 +10,7 @@ from amela.config import from_dict
 from amela.s2s.config import S2SConfig
 from amela.s2s.stage import S2SStage
 from amela.stage import FileSink
-from tests.fullsize import build
+from tests.fullsize import built
 
 from .conftest import _tone
 
@@ -20,7 +20,7 @@ DURATIONS = (4.0, 2.5)
 
 @pytest.fixture(scope="module")
 def fullsize(tmp_path_factory):
-    return build(tmp_path_factory, "mhubert", "kmeans", "vocoder")
+    yield from built(tmp_path_factory, "mhubert", "kmeans", "vocoder")
 
 
 def _stage(fullsize, out_dir, **options):
