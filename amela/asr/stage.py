@@ -1,6 +1,6 @@
 """AsrStage: transcribe manifest records with NVIDIA NeMo (any ASRModel via transcribe(), or a SALM via generate()).
 
-Main process: check_input() refuses to overwrite reference transcripts; batches() sorts by duration and groups by audio
+Main process: check_input() finds the model offline and refuses to overwrite reference transcripts; batches() sorts by duration and groups by audio
 seconds. Worker: setup() loads the model once; process() decodes each record's span itself (a bad file fails alone,
 before NeMo sees it), cuts long records into pieces, transcribes pieces in groups within the seconds budget (halving
 a group and lowering the budget on out-of-memory), and reassembles each record's transcript in order.
@@ -53,6 +53,11 @@ class AsrStage(Stage):
 
     # -- main process ----------------------------------------------------------------------------------------------
     def check_input(self, records: list[dict]) -> None:
+        from .models import resolve
+
+        # Before any task is submitted: a model that is not cached (or a .nemo path that does not exist) fails here,
+        # on the login node, with the fetch command, instead of in every one of 1,000 array tasks.
+        resolve(self.config.model)
         key = self.config.text_key
         have = [i for i, r in enumerate(records) if key in r]
         if have and not self.config.overwrite:

@@ -104,3 +104,20 @@ def test_fetch_models_command_reports_the_offline_error(tmp_path, monkeypatch, c
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["fetch-models", "asr", "nvidia/x-y", "--cache-dir", str(tmp_path)]) == 2
     assert "cannot fetch 'nvidia/x-y'" in capsys.readouterr().err
+
+
+def test_an_uncached_model_fails_before_any_task_starts(tmp_path, monkeypatch, capsys):
+    """On the login node, at prepare time: one line with the folder looked in and the fetch command; no run created."""
+    from amela.cli import main
+
+    from .conftest import noise, write_wav
+
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": write_wav(tmp_path / "a.wav", noise(1.0, 1)), "duration": 1.0}))
+    assert main(["run", "asr", str(manifest), "-o", str(tmp_path / "run"), "--model", "nvidia/not-fetched",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "models--nvidia--not-fetched" in err[0]
+    assert "amela fetch-models asr nvidia/not-fetched" in err[0]
+    assert not (tmp_path / "run" / "asr.jsonl").exists()
