@@ -1,9 +1,10 @@
 """AsrStage: transcribe manifest records with NVIDIA NeMo (any ASRModel via transcribe(), or a SALM via generate()).
 
-Main process: check_input() finds the model offline and refuses to overwrite reference transcripts; batches() sorts by duration and groups by audio
-seconds. Worker: setup() loads the model once; process() decodes each record's span itself (a bad file fails alone,
-before NeMo sees it), cuts long records into pieces, transcribes pieces in groups within the seconds budget (halving
-a group and lowering the budget on out-of-memory), and reassembles each record's transcript in order.
+Main process: check_input() refuses to overwrite reference transcripts and finds the model offline; batches() sorts
+by duration and groups by audio seconds. Worker: setup() loads the model once; process() decodes each record's span
+itself (a bad file fails alone, before NeMo sees it), cuts long records into pieces, transcribes pieces in groups
+within the seconds budget (halving a group and lowering the budget on out-of-memory), and reassembles each record's
+transcript in order.
 Module level stays light: torch and NeMo are imported in setup().
 """
 from __future__ import annotations
@@ -53,11 +54,6 @@ class AsrStage(Stage):
 
     # -- main process ----------------------------------------------------------------------------------------------
     def check_input(self, records: list[dict]) -> None:
-        from .models import resolve
-
-        # Before any task is submitted: a model that is not cached (or a .nemo path that does not exist) fails here,
-        # on the login node, with the fetch command, instead of in every one of 1,000 array tasks.
-        resolve(self.config.model)
         key = self.config.text_key
         have = [i for i, r in enumerate(records) if key in r]
         if have and not self.config.overwrite:
@@ -65,6 +61,11 @@ class AsrStage(Stage):
             raise ConfigError(
                 f"asr: {len(have)} of {len(records)} input records already have {key!r} (e.g. {first}), probably a "
                 f"reference transcript; write elsewhere with --text-key pred_text, or replace it with --overwrite")
+        from .models import resolve
+
+        # Before any task is submitted: a model that is not cached (or a .nemo path that does not exist) fails here,
+        # on the login node, with the fetch command, instead of in every one of 1,000 array tasks.
+        resolve(self.config.model)
 
     def batches(self, records: list[dict]) -> list[list[int]]:
         budget = batching.planning_budget(self.config.batch_seconds, self.config.device)
