@@ -116,7 +116,8 @@ def bench_asr(models: str, device: str, records: list[dict], rows: list[dict]) -
             torch.cuda.empty_cache()
             stage.budget_s = batching.budget_from_free_bytes(torch.cuda.mem_get_info()[0], cast)
         budget_s = stage.budget_s
-        predicted = batching.predicted_peak_bytes(budget_s, weight_bytes, cast) / 2**30
+        # What a full batch should peak at (the first batch is the biggest: batches are sorted longest first).
+        predicted = batching.predicted_peak_bytes(min(budget_s, audio_s), weight_bytes, cast) / 2**30
         _peak_reset(device)
         wall, _ = run_stage(stage, records, device)
         rows.append({"what": f"ASR stage, {dtype}", "batch": f"{budget_s:.0f} s budget (~{mean_batch} files)",
@@ -146,6 +147,7 @@ def bench_s2s(models: str, device: str, records: list[dict], out_dir: str, rows:
     import torch
 
     from amela.config import from_dict
+    from amela.s2s import budget
     from amela.s2s.config import S2SConfig
     from amela.s2s.stage import S2SStage
     from amela.stage import FileSink
@@ -166,12 +168,18 @@ def bench_s2s(models: str, device: str, records: list[dict], out_dir: str, rows:
                 stage.setup()
                 stage.process(records[:1])  # warm-up
             stage.config = cfg  # same models; the budget is what differs
+            if device == "cuda":
+                torch.cuda.empty_cache()  # what the caching allocator holds would not count as free
             stage.budget_s = stage._initial_budget(device)
+            weights = sum(p.numel() * p.element_size() for m in (stage.reader.model, stage.vocoder and
+                                                                   stage.vocoder.model) if m for p in m.parameters())
+            predicted = (weights + (budget.MIB_PER_CHUNK_SECOND * min(longest, cfg.chunk_seconds)
+                                    + budget.MIB_PER_BATCH_SECOND * min(stage.budget_s, audio_s)) * 2**20) / 2**30
             _peak_reset(device)
             wall, _ = run_stage(stage, records, device)
             rows.append({"what": f"S2S {mode}, {label}", "batch": f"{stage.budget_s:.0f} s budget",
                          "audio_s": audio_s, "wall_s": wall, "rtfx": audio_s / wall, "files_s": len(records) / wall,
-                         "peak_gib": _peak_gib(device), "predicted_gib": None})
+                         "peak_gib": _peak_gib(device), "predicted_gib": predicted})
         del stage
         if device == "cuda":
             torch.cuda.empty_cache()
