@@ -129,8 +129,11 @@ def build_parser(stage_name: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("fetch-models", help="download models into the cache before submitting an array")
     p.add_argument("stage", choices=("asr", "s2s"))
-    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="asr: org/name (Hugging Face) or an NGC name; s2s: zoo names (default: the default models)")
     p.add_argument("--cache-dir", default=None, help="cache directory (default: $AMELA_CACHE)")
+    p.add_argument("--check", action="store_true", help="download nothing: print what is cached where (every "
+                   "cached model when no NAME is given); exit 1 if a NAME is missing")
     p.set_defaults(func=cmd_fetch_models)
 
     from . import filter_cli
@@ -300,6 +303,12 @@ def cmd_doctor(args) -> int:
 
 def cmd_fetch_models(args) -> int:
     module = importlib.import_module(f"amela.{args.stage}.models")
+    if args.check:
+        lines, missing = module.cache_report(args.names, args.cache_dir)
+        print("\n".join(lines))
+        return EXIT_ITEMS_FAILED if missing else EXIT_OK
+    if args.stage == "asr" and not args.names:
+        raise ConfigError("fetch-models asr: name the models to fetch (or pass --check to list the cache)")
     for path in module.fetch_models(args.names, args.cache_dir):
         print(path)
     return EXIT_OK

@@ -10,9 +10,12 @@ import shutil
 import subprocess
 
 CPU_BATCH_SECONDS = 60.0  # on CPU a bigger batch buys little; keeps latency and memory modest
-# Audio seconds per GiB of free GPU memory for Conformer-class models in half precision (attention is bounded by
-# max_seconds per item); deliberately cautious: an out-of-memory error halves the batch and the budget is kept.
-SECONDS_PER_FREE_GIB = 20.0
+# Memory model (docs/asr.md): peak activation memory per audio second in a batch, measured with bench/memory.py on
+# the full-size parakeet-tdt-0.6b-v2 architecture (FastConformer-XL + TDT) on CPU in float32: 318, 584, 1,909 and
+# 2,082 MiB at 30, 60, 120 and 240 s; 16 MiB/s is the upper envelope (the 120 s point). Attention is bounded by
+# max_seconds per item, so the cost is linear in batch seconds. bf16 autocast takes about half: headroom.
+ACTIVATION_MIB_PER_SECOND = 16.0
+RESERVE_MIB = 512.0  # CUDA context, cuBLAS/cuDNN workspaces: kept out of the budget
 MAX_BATCH_SECONDS = 4000.0  # beyond this, bigger batches do not raise throughput, they only delay results
 MIN_ITEM_SECONDS = 1.0  # NeMo pads shorter audio to 1 s, so a short item costs at least that
 
@@ -21,9 +24,16 @@ def item_cost(duration: float) -> float:
     return max(float(duration), MIN_ITEM_SECONDS)
 
 
-def budget_from_free_bytes(free_bytes: int) -> float:
-    gib = free_bytes / 2**30
-    return float(min(MAX_BATCH_SECONDS, max(MIN_ITEM_SECONDS * 8, gib * SECONDS_PER_FREE_GIB)))
+def budget_from_free_bytes(free_bytes: int, cast_bytes: int = 0) -> float:
+    """Audio seconds per batch for `free_bytes` free after the model loaded. `cast_bytes`: what autocast's 16-bit
+    copies of the weights will take (half the fp32 weights' bytes under bf16/fp16, 0 in float32)."""
+    usable_mib = (free_bytes - cast_bytes) / 2**20 - RESERVE_MIB
+    return float(min(MAX_BATCH_SECONDS, max(MIN_ITEM_SECONDS * 8, usable_mib / ACTIVATION_MIB_PER_SECOND)))
+
+
+def predicted_peak_bytes(budget_s: float, weight_bytes: int, cast_bytes: int = 0) -> int:
+    """What the memory model expects a full batch of `budget_s` to peak at (weights included), for benchmarks."""
+    return int(weight_bytes + cast_bytes + budget_s * ACTIVATION_MIB_PER_SECOND * 2**20)
 
 
 def plan_batches(durations: list[float], budget_s: float, sort: bool = True) -> list[list[int]]:

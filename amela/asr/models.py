@@ -44,6 +44,35 @@ def _nemo_in(directory: str) -> str | None:
     return found[0] if found else None
 
 
+def missing_line(name: str, looked_in: str, cache_dir: str | None) -> str:
+    """The one line a task prints for a model that is not cached: where it looked and the command that fixes it."""
+    hub_cache, _ = cache_dirs(cache_dir)
+    env = f" with {CACHE_ENV}={os.path.dirname(hub_cache)}" if hub_cache else ""
+    return (f"model {name!r} is not in the cache (looked in {looked_in}); tasks run offline: on a login node "
+            f"run `amela fetch-models asr {name}`{env}")
+
+
+def ngc_cache_file(name: str, cache_dir: str | None = None) -> str:
+    """Where NeMo's from_pretrained keeps NGC model `name`: <NeMo cache>/<file stem>/<md5 of location + description>/
+    <file>.nemo, as nemo.core.classes.common lays it out; computed from NeMo's own model list, without network."""
+    import hashlib
+    from pathlib import PurePosixPath
+
+    _, nemo_cache = cache_dirs(cache_dir)
+    if nemo_cache:
+        os.environ["NEMO_CACHE_DIR"] = nemo_cache  # NeMo reads it on every lookup
+    from nemo.collections.asr.models import ASRModel
+    from nemo.utils.data_utils import resolve_cache_dir
+
+    for info in ASRModel.list_available_models() or []:
+        if name == info.pretrained_model_name or name in (info.aliases or ()):
+            filename = PurePosixPath(info.location).name
+            subfolder = hashlib.md5((info.location + info.description).encode("utf-8")).hexdigest()
+            return str(resolve_cache_dir() / filename[:-len(".nemo")] / subfolder / filename)
+    raise ConfigError(f"asr: {name!r} is neither a file, a directory, a Hugging Face name (org/name) nor an NGC "
+                      f"model NeMo knows (e.g. stt_en_fastconformer_ctc_large)")
+
+
 def local_snapshot(name: str, cache_dir: str | None = None) -> str:
     """The cached snapshot directory of Hugging Face repo `name`, without touching the network."""
     from huggingface_hub import snapshot_download
@@ -53,16 +82,15 @@ def local_snapshot(name: str, cache_dir: str | None = None) -> str:
     try:
         return snapshot_download(repo_id=name, cache_dir=hub_cache, local_files_only=True)
     except (LocalEntryNotFoundError, FileNotFoundError, OSError) as exc:
-        where = hub_cache or "the Hugging Face cache (HF_HOME)"
-        raise StageUnavailableError(
-            f"model {name!r} is not in {where}; fetch it before running (tasks run offline): "
-            f"amela fetch-models asr {name}"
-            + (f" (with {CACHE_ENV}={os.path.dirname(hub_cache)})" if hub_cache else "")
-            + f" [{type(exc).__name__}]") from exc
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        where = os.path.join(hub_cache or HF_HUB_CACHE, "models--" + name.replace("/", "--"))
+        raise StageUnavailableError(missing_line(name, where, cache_dir)) from exc
 
 
 def resolve(model: str, cache_dir: str | None = None) -> tuple[str, str]:
-    """('nemo', path to a .nemo file) | ('salm', checkpoint directory) | ('ngc', name), offline."""
+    """('nemo', path to a .nemo file) | ('salm', checkpoint directory), offline: a Hugging Face name (org/name) from
+    its cached snapshot, an NGC name (no '/') from NeMo's cache; an uncached name raises with the fetch command."""
     if model.endswith(".nemo") or os.sep in model and os.path.exists(model):
         path = os.path.abspath(os.path.expanduser(model))
         if os.path.isdir(path):
@@ -78,7 +106,10 @@ def resolve(model: str, cache_dir: str | None = None) -> tuple[str, str]:
     if os.path.isdir(model):  # a relative directory
         return resolve(os.path.abspath(model), cache_dir)
     if "/" not in model:
-        return "ngc", model
+        cached = ngc_cache_file(model, cache_dir)
+        if not os.path.isfile(cached):
+            raise StageUnavailableError(missing_line(model, cached, cache_dir))
+        return "nemo", cached  # restored from NeMo's cache directly: nothing NeMo could try to download
     snapshot = local_snapshot(model, cache_dir)
     nemo = _nemo_in(snapshot)
     if nemo:
@@ -110,25 +141,82 @@ def load_asr_model(model: str, device: str, cache_dir: str | None = None):
         return load_salm(target, device)
     from nemo.collections.asr.models import ASRModel
 
-    if source == "nemo":
-        loaded = ASRModel.restore_from(target, map_location=device)
-    else:
+    return ASRModel.restore_from(target, map_location=device).eval()
+
+
+def locate(name: str, cache_dir: str | None = None) -> tuple[str | None, str]:
+    """(the cached model, or None; where it is or would be), without network."""
+    if name.endswith(".nemo") or os.path.exists(name):
+        path = os.path.abspath(os.path.expanduser(name))
+        return (path if os.path.exists(path) else None), path
+    if "/" not in name:
+        path = ngc_cache_file(name, cache_dir)
+        return (path if os.path.isfile(path) else None), path
+    try:
+        return resolve(name, cache_dir)[1], local_snapshot(name, cache_dir)
+    except StageUnavailableError:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        hub_cache, _ = cache_dirs(cache_dir)
+        return None, os.path.join(hub_cache or HF_HUB_CACHE, "models--" + name.replace("/", "--"))
+
+
+def cache_report(names: list[str], cache_dir: str | None = None) -> tuple[list[str], int]:
+    """Lines saying what is cached where (every cached model when `names` is empty), and how many names are missing."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+    from nemo.utils.data_utils import resolve_cache_dir
+
+    hub_cache, nemo_cache = cache_dirs(cache_dir)
+    if nemo_cache:
+        os.environ["NEMO_CACHE_DIR"] = nemo_cache
+    hub_root = hub_cache or HF_HUB_CACHE
+    lines = [f"caches: Hugging Face {hub_root}; NeMo (NGC names) {resolve_cache_dir()}"
+             + (f" (from {CACHE_ENV})" if hub_cache and not cache_dir else "")]
+    if not names:
+        names = sorted(d[len("models--"):].replace("--", "/") for d in _listdir(hub_root) if d.startswith("models--"))
+        names += sorted(d for d in _listdir(str(resolve_cache_dir()))
+                        if glob.glob(os.path.join(str(resolve_cache_dir()), d, "*", "*.nemo")))
+    missing = 0
+    for name in names:
         try:
-            loaded = ASRModel.from_pretrained(target, map_location=device)
-        except Exception as exc:  # NeMo raises bare Exceptions / network errors for an uncached NGC name
-            raise StageUnavailableError(
-                f"NGC model {target!r} could not be loaded offline ({type(exc).__name__}: {exc}); "
-                f"fetch it first: amela fetch-models asr {target}") from exc
-    return loaded.eval()
+            found, where = locate(name, cache_dir)
+        except (ConfigError, StageUnavailableError) as exc:
+            found, where = None, str(exc)
+        if found:
+            size = sum(os.path.getsize(f) for f in glob.glob(os.path.join(found, "**"), recursive=True)
+                       if os.path.isfile(f)) if os.path.isdir(found) else os.path.getsize(found)
+            lines.append(f"cached   {name}  {found}  ({size / 1e9:.2f} GB)")
+        else:
+            missing += 1
+            lines.append(f"missing  {name}  (would be {where}): amela fetch-models asr {name}")
+    return lines, missing
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def fetch_models(names: list[str], cache_dir: str | None = None) -> list[str]:
-    """Download each model into the cache (before submission); returns the local paths. Needs the network."""
+    """Download each model into the cache (before submission); returns the local paths. A model already cached is
+    not fetched again (no network is touched for it). Needs the network for the others."""
+    import logging
+
     hub_cache, nemo_cache = cache_dirs(cache_dir)
     paths = []
     for name in names:
         if name.endswith(".nemo") or os.path.exists(name):
             paths.append(os.path.abspath(name))  # already local: nothing to fetch
+            continue
+        try:
+            found, _ = locate(name, cache_dir)
+        except ConfigError:
+            found = None
+        if found:
+            logging.getLogger("amela.asr").info("%s: already cached at %s", name, found)
+            paths.append(found)
         elif "/" in name:
             paths.append(_fetch_hf(name, hub_cache))
         else:

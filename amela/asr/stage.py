@@ -1,9 +1,10 @@
 """AsrStage: transcribe manifest records with NVIDIA NeMo (any ASRModel via transcribe(), or a SALM via generate()).
 
-Main process: check_input() refuses to overwrite reference transcripts; batches() sorts by duration and groups by audio
-seconds. Worker: setup() loads the model once; process() decodes each record's span itself (a bad file fails alone,
-before NeMo sees it), cuts long records into pieces, transcribes pieces in groups within the seconds budget (halving
-a group and lowering the budget on out-of-memory), and reassembles each record's transcript in order.
+Main process: check_input() refuses to overwrite reference transcripts and finds the model offline; batches() sorts
+by duration and groups by audio seconds. Worker: setup() loads the model once; process() decodes each record's span
+itself (a bad file fails alone, before NeMo sees it), cuts long records into pieces, transcribes pieces in groups
+within the seconds budget (halving a group and lowering the budget on out-of-memory), and reassembles each record's
+transcript in order.
 Module level stays light: torch and NeMo are imported in setup().
 """
 from __future__ import annotations
@@ -60,6 +61,11 @@ class AsrStage(Stage):
             raise ConfigError(
                 f"asr: {len(have)} of {len(records)} input records already have {key!r} (e.g. {first}), probably a "
                 f"reference transcript; write elsewhere with --text-key pred_text, or replace it with --overwrite")
+        from .models import resolve
+
+        # Before any task is submitted: a model that is not cached (or a .nemo path that does not exist) fails here,
+        # on the login node, with the fetch command, instead of in every one of 1,000 array tasks.
+        resolve(self.config.model)
 
     def batches(self, records: list[dict]) -> list[list[int]]:
         budget = batching.planning_budget(self.config.batch_seconds, self.config.device)
@@ -133,8 +139,15 @@ class AsrStage(Stage):
             import torch
 
             free, _ = torch.cuda.mem_get_info()  # after the model loaded: what is left for activations
-            return batching.budget_from_free_bytes(free)
+            return batching.budget_from_free_bytes(free, self._cast_bytes())
         return batching.CPU_BATCH_SECONDS
+
+    def _cast_bytes(self) -> int:
+        """Bytes of the 16-bit weight copies autocast keeps while a batch runs (0 in float32)."""
+        if self.backend.dtype == "float32":
+            return 0
+        model = getattr(self.backend, "model", None)
+        return sum(p.numel() * 2 for p in model.parameters() if p.is_floating_point()) if model is not None else 0
 
     def process(self, batch: list[dict]) -> list:
         self._stats["batches"] += 1
@@ -256,10 +269,11 @@ class AsrStage(Stage):
             scores = [r.score for _, r in parts if r.score is not None]
             out["score"] = round(sum(scores), 4) if scores else None
         if self.config.timestamps:
-            out["words"] = [{"word": w["word"], "start": _shift(w["start"], p.start_s), "end": _shift(w["end"], p.start_s)}
-                            for p, r in parts for w in r.words]
+            # Clamped to the piece: a TDT decoder's last duration can run past the end of the audio.
+            out["words"] = [{"word": w["word"], "start": _shift(w["start"], p.start_s, p.seconds),
+                             "end": _shift(w["end"], p.start_s, p.seconds)} for p, r in parts for w in r.words]
         return out
 
 
-def _shift(value: float | None, by: float) -> float | None:
-    return None if value is None else round(value + by, 3)
+def _shift(value: float | None, by: float, limit: float) -> float | None:
+    return None if value is None else round(min(max(value, 0.0), limit) + by, 3)

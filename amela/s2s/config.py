@@ -33,7 +33,9 @@ class S2SConfig:
                                choices=UNIT_FILE_FORMATS)
     chunk_seconds: float = option(100.0, help="long audio is encoded in chunks of this length and the units "
                                   "stitched (as textlesslib did)")
-    batch_seconds: float = option(200.0, help="audio seconds per forward pass, padding included")
+    batch_seconds: float | None = option(None, help="audio seconds per forward pass, padding included (default: on "
+                                         "GPU from its free memory after the models loaded, see docs/s2s.md; on "
+                                         "CPU 200)")
     device: str = option("auto", help="auto (cuda when available), cpu, cuda, cuda:N")
     fp16: bool = option(False, help="half precision on GPU")
     trust_pickle: bool = option(False, help="allow unpickling a k-means file whose sha256 is not in the registry")
@@ -46,7 +48,7 @@ class S2SConfig:
             raise ConfigError(f"layer must be >= 1 (1-based), got {self.layer}")
         if not self.chunk_seconds >= 1.0:
             raise ConfigError(f"chunk_seconds must be >= 1, got {self.chunk_seconds}")
-        if not self.batch_seconds > 0:
+        if self.batch_seconds is not None and not self.batch_seconds > 0:
             raise ConfigError(f"batch_seconds must be > 0, got {self.batch_seconds}")
         if self.speaker_id < 0 or self.style_id < 0:
             raise ConfigError("speaker_id and style_id must be >= 0")

@@ -216,6 +216,21 @@ def fetch_models(names: list[str], cache_dir: str | None = None,
     return paths
 
 
+def cache_report(names: list[str], cache_dir: str | None = None) -> tuple[list[str], int]:
+    """Lines saying what is cached where (the whole zoo when `names` is empty), and how many named files are missing."""
+    root = cache_root(cache_dir)
+    lines = [f"cache: {root}"]
+    missing = 0
+    for entry in expand(list(names)) if names else list(REGISTRY.values()):
+        path = root / entry.filename
+        if path.is_file():
+            lines.append(f"cached   {entry.name}  {path}  ({path.stat().st_size / 1e9:.2f} GB)")
+        else:
+            missing += bool(names)
+            lines.append(f"missing  {entry.name}  (would be {path}): amela fetch-models s2s {entry.name}")
+    return lines, missing
+
+
 def _download(entry: ModelFile, dest: Path) -> None:
     """Stream to a temporary file beside `dest`, hashing as we go; rename only when the sha256 matches."""
     import tempfile

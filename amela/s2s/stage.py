@@ -12,6 +12,7 @@ import time
 from ..errors import ConfigError, ItemError
 from ..stage import Resources, Stage
 from .audio import mirror_path, read_span, wav_bytes
+from .budget import budget_from_free_bytes, planning_budget
 from .config import S2SConfig
 
 logger = logging.getLogger("amela.s2s")
@@ -32,6 +33,7 @@ class S2SStage(Stage):
     def __init__(self, config, sink=None):
         super().__init__(config, sink)
         self.reader = self.quantizer = self.vocoder = None
+        self.budget_s: float | None = None
         self._stats: dict = {}
 
     # -- main process ------------------------------------------------------------------------------------------------
@@ -63,13 +65,14 @@ class S2SStage(Stage):
             order = sorted(range(len(records)), key=lambda i: len(records[i].get("units") or ()))
             return [order[i:i + SYNTH_BATCH_ITEMS] for i in range(0, len(order), SYNTH_BATCH_ITEMS)]
         chunk = self.config.chunk_seconds
+        budget = planning_budget(self.config.batch_seconds, self.config.device, chunk)
         order = sorted(range(len(records)), key=lambda i: records[i]["duration"])
         out, cur, cur_chunks, longest = [], [], 0, 0.0
         for i in order:
             d = float(records[i]["duration"])
             n_chunks = max(1, -(-d // chunk))
             new_longest = max(longest, min(d, chunk))
-            if cur and new_longest * (cur_chunks + n_chunks) > self.config.batch_seconds:
+            if cur and new_longest * (cur_chunks + n_chunks) > budget:
                 out.append(cur)
                 cur, cur_chunks, new_longest = [], 0, min(d, chunk)
             cur.append(i)
@@ -162,6 +165,20 @@ class S2SStage(Stage):
 
             self.scorer = ResynthScorer()
         self._stats["model_load_seconds_max"] = round(time.time() - t0, 3)
+        self.budget_s = self._initial_budget(device)
+        self._stats["batch_seconds_budget_min"] = round(self.budget_s, 3)
+        logger.info("s2s: %s on %s, batch budget %.0f s of audio", cfg.mode, device, self.budget_s)
+
+    def _initial_budget(self, device: str) -> float:
+        """The configured budget, else (on GPU) one from the memory left after the models loaded, else CPU's."""
+        if self.config.batch_seconds is not None:
+            return float(self.config.batch_seconds)
+        if device.startswith("cuda"):
+            import torch
+
+            free, _ = torch.cuda.mem_get_info(torch.device(device))
+            return budget_from_free_bytes(free, self.config.chunk_seconds)
+        return planning_budget(None, "cpu", self.config.chunk_seconds)
 
     def _load_vocoder(self, device: str):
         from . import models
@@ -233,22 +250,54 @@ class S2SStage(Stage):
                 if len(piece) >= self.reader.min_samples:  # a tail shorter than one frame adds no frame
                     pieces.append((pos, n, piece))
         per_record: dict[int, list] = {}
-        for group in self._groups(pieces):
+        pending = self._groups(pieces)
+        while pending:
+            group = pending.pop(0)
             t0 = time.time()
-            feats = self.reader.features([p[2] for p in group])
+            try:
+                feats = self.reader.features([p[2] for p in group])
+            except Exception as exc:  # noqa: BLE001 - out of memory: halve and retry; anything else propagates
+                from ..asr.backend import is_oom  # the one out-of-memory test (torch, cuDNN, allocator wrappers)
+
+                if not is_oom(exc):
+                    raise
+                pending[:0] = self._after_oom(group, results, batch)
+                continue
             for (pos, n, _), f in zip(group, feats):
                 per_record.setdefault(pos, []).append((n, self.quantizer(f)))
             self._count("forward_seconds", time.time() - t0)
             self._count("forward_batches", 1)
         for pos, parts in per_record.items():
+            if results[pos] is not None:  # one of its chunks did not fit even alone
+                continue
             results[pos] = [int(u) for _, t in sorted(parts, key=lambda p: p[0]) for u in t.tolist()]
             self._count("frames", len(results[pos]))
         return results
 
+    def _after_oom(self, group: list, results: list, batch: list[dict]) -> list[list]:
+        """Out of memory on `group`: keep half its padded seconds as the budget for the rest of the worker's life and
+        re-plan the group within it (as ASR does); a chunk that fails alone fails its record."""
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        padded_s = len(group[0][2]) * len(group) / SAMPLE_RATE
+        if len(group) == 1:
+            pos = group[0][0]
+            results[pos] = ItemError(f"{batch[pos]['audio_filepath']}: out of memory on one {padded_s:.1f} s chunk "
+                                     f"even alone; lower --chunk-seconds (now {self.config.chunk_seconds:g})")
+            return []
+        self.budget_s = max(1.0, min(self.budget_s, padded_s / 2))
+        self._count("oom_halvings", 1)
+        self._stats["batch_seconds_budget_min"] = round(self.budget_s, 3)
+        logger.warning("s2s: out of memory on %.0f s of padded audio; batch budget now %.0f s", padded_s, self.budget_s)
+        regrouped = self._groups(group)
+        return regrouped if len(regrouped) > 1 else [group[: len(group) // 2], group[len(group) // 2:]]
+
     def _groups(self, pieces: list) -> list[list]:
-        """Sub-batches of chunks, longest first, each within batch_seconds of padded audio and none padded by more
+        """Sub-batches of chunks, longest first, each within the batch budget of padded audio and none padded by more
         than 1 - MIN_FILL of its length (padding is wasted compute, which a CPU pays in full)."""
-        budget = self.config.batch_seconds * SAMPLE_RATE
+        budget = self.budget_s * SAMPLE_RATE
         ordered = sorted(pieces, key=lambda p: -len(p[2]))
         groups, cur = [], []
         for p in ordered:

@@ -35,7 +35,7 @@ def old_weight_norm_names(state_dict: dict) -> dict:
 
 
 def build_hubert(path: str, seed: int = 0, int_fields_as_float: tuple[str, ...] = ("encoder_layers",),
-                 extractor_mode: str = "default", **size):
+                 extractor_mode: str = "default", n_labels: int = 100, **size):
     """Write a 2021-style HuBERT checkpoint to `path`; returns the writer model (eval mode)."""
     import torch
 
@@ -56,7 +56,7 @@ def build_hubert(path: str, seed: int = 0, int_fields_as_float: tuple[str, ...] 
     task_cfg = HubertPretrainingConfig(data="/datasets/librispeech/manifests", labels=["km"], label_rate=50.0,
                                        sample_rate=16000, label_dir="/datasets/librispeech/labels")
     dictionary = Dictionary()
-    for i in range(100):
+    for i in range(n_labels):  # the k-means units of the previous iteration
         dictionary.add_symbol(str(i))
     torch.manual_seed(seed)
     model = HubertModel(model_cfg, task_cfg, [dictionary]).eval()

@@ -43,6 +43,12 @@ def test_budget_from_free_memory_grows_with_memory_and_is_capped():
     small, big = batching.budget_from_free_bytes(4 * 2**30), batching.budget_from_free_bytes(70 * 2**30)
     assert 0 < small < big <= batching.MAX_BATCH_SECONDS
     assert batching.budget_from_free_bytes(10**15) == batching.MAX_BATCH_SECONDS
+    # The memory model: what the budget fills is what the model predicts, within the free memory it was given.
+    free = 20 * 2**30
+    budget = batching.budget_from_free_bytes(free)
+    assert batching.predicted_peak_bytes(budget, 0) <= free
+    # bf16 autocast's weight copies come out of the budget.
+    assert batching.budget_from_free_bytes(free, cast_bytes=2 * 2**30) < budget
 
 
 def test_planning_budget_uses_the_configured_value_else_the_cpu_default():

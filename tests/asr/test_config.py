@@ -10,11 +10,13 @@ RECORDS = [{"audio_filepath": "/a.wav", "duration": 1.0, "text": "reference"},
            {"audio_filepath": "/b.wav", "duration": 1.0}]
 
 
-def test_records_with_the_text_key_are_refused_unless_overwrite_or_another_key():
+def test_records_with_the_text_key_are_refused_unless_overwrite_or_another_key(tiny_models):
     with pytest.raises(ConfigError, match=r"1 of 2 input records already have 'text' \(e.g. /a.wav\).*--overwrite"):
         AsrStage(AsrConfig(model="m.nemo")).check_input(RECORDS)
-    AsrStage(AsrConfig(model="m.nemo", overwrite=True)).check_input(RECORDS)
-    AsrStage(AsrConfig(model="m.nemo", text_key="pred_text")).check_input(RECORDS)
+    AsrStage(AsrConfig(model=tiny_models["ctc"], overwrite=True)).check_input(RECORDS)
+    AsrStage(AsrConfig(model=tiny_models["ctc"], text_key="pred_text")).check_input(RECORDS)
+    with pytest.raises(ConfigError, match="model file .*m.nemo does not exist"):  # checked before any task starts
+        AsrStage(AsrConfig(model="m.nemo", overwrite=True)).check_input(RECORDS)
 
 
 @pytest.mark.parametrize("options, message", [

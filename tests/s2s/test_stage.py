@@ -198,3 +198,56 @@ def test_doctor_reports_fairseq():
 
     checks = {what: ok for what, ok, _ in S2SStage.doctor()}
     assert checks["fairseq installed"] and checks["fairseq imports with the compat shims"]
+
+
+class OomReader:
+    """Wraps the real HuBERT reader; fails like CUDA does when a forward gets more than `limit_s` of padded audio."""
+
+    def __init__(self, inner, limit_s):
+        self.inner, self.limit_s, self.calls = inner, limit_s, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def features(self, waves):
+        padded_s = max(len(w) for w in waves) * len(waves) / 16000
+        self.calls.append((padded_s, len(waves), padded_s > self.limit_s))
+        if padded_s > self.limit_s:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return self.inner.features(waves)
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_the_budget(tiny):
+    span = tiny.records[2]  # 2.5 s: three 1 s spans of it, plus a 1 s and a 0.75 s file
+    records = [tiny.records[0]] + [dict(span, offset=o, duration=1.0) for o in (0.0, 0.7, 1.4)] + [tiny.records[3]]
+    reference = make_stage(tiny, mode="encode", frame_units=True).process(records)
+    stage = make_stage(tiny, mode="encode", frame_units=True, batch_seconds=40.0)
+    stage.reader = OomReader(stage.reader, limit_s=3.0)
+    out = stage.process(records)
+    assert [r["frame_units"] for r in out] == [r["frame_units"] for r in reference]
+    stats = stage.stats()
+    failed = [i for i, (_, _, oom) in enumerate(stage.reader.calls) if oom]
+    assert stats["oom_halvings"] == len(failed) >= 1
+    assert stats["batch_seconds_budget_min"] <= 20.0
+    assert all(s <= stats["batch_seconds_budget_min"] or n == 1 for s, n, _ in stage.reader.calls[failed[-1] + 1:])
+    # A chunk that does not fit even alone fails its record only, with the fix in the message.
+    stage.reader = OomReader(stage.reader.inner, limit_s=0.9)
+    out = stage.process(records)
+    assert all(isinstance(r, ItemError) and "--chunk-seconds" in str(r) and rec["audio_filepath"] in str(r)
+               for r, rec in zip(out[:4], records))
+    assert out[4]["frame_units"] == reference[4]["frame_units"]
+
+
+def test_the_default_budget_comes_from_free_memory():
+    from amela.s2s import budget
+
+    assert budget.planning_budget(None, "cpu", 100.0) == budget.CPU_BATCH_SECONDS
+    assert budget.planning_budget(50.0, "cuda", 100.0) == 50.0
+    gib = 2**30
+    # More free memory, a bigger budget; never below one chunk; capped.
+    small, big = budget.budget_from_free_bytes(2 * gib, 30.0), budget.budget_from_free_bytes(4 * gib, 30.0)
+    assert 30.0 <= small < big <= budget.MAX_BATCH_SECONDS
+    assert budget.budget_from_free_bytes(80 * gib, 30.0) == budget.MAX_BATCH_SECONDS
+    assert budget.budget_from_free_bytes(0, 30.0) == 30.0
+    # The conv front end's transient follows the chunk length: longer chunks leave less for the batch.
+    assert budget.budget_from_free_bytes(3 * gib, 10.0) > budget.budget_from_free_bytes(3 * gib, 60.0) >= 60.0
