@@ -88,10 +88,10 @@ def test_torn_last_line_is_dropped_and_redone(tmp_path, reference):
 def test_second_run_on_the_same_directory_is_refused(tmp_path, reference):
     manifest, want = reference
     run = tmp_path / "run"
-    # one slow shard: it is the one running until the end (~4 s), long after the second command starts
-    proc = start(manifest, run, shards=1, sleep_s="0.2")
+    # one slow shard (1 s per item): still running long after the two commands below start, even on a loaded host
+    proc = start(manifest, run, shards=1, sleep_s="1.0")
     wait_for_progress(run, 1)
-    second = amela("run", STAGE, manifest, "-o", run, "--sleep-s", "0.2", "--batch-size", "2", "--shards", "1",
+    second = amela("run", STAGE, manifest, "-o", run, "--sleep-s", "1.0", "--batch-size", "2", "--shards", "1",
                    check=2)
     assert "in use by another process" in second.stderr
     shard_task = amela("run-shard", run, 0, check=2)

@@ -26,4 +26,4 @@ class PacedStage(Stage):
 
     def process(self, batch):
         time.sleep(self.config.sleep_per_audio_s * sum(r["duration"] for r in batch))
-        return [{"paced_s": self.config.sleep_per_audio_s * r["duration"]} for r in batch]
+        return [{**r, "paced_s": self.config.sleep_per_audio_s * r["duration"]} for r in batch]
