@@ -218,6 +218,9 @@ def resubmit(paths: RunPaths, stage_name: str, views, max_attempts: int = DEFAUL
     for v in todo:
         own = shard_history(history, v.index)
         rec = records.get(v.task)
+        if rec and not mem_mb(rec.req_mem):  # sacct not filled in yet ("16?" for a moment): what was asked for
+            rec.req_mem = next(iter(_flag_values(carried_args(own), "--mem")), None) or _directive(script, "mem") \
+                or rec.req_mem
         rep = decide(v.index, cause_of(v.slurm_state, rec), rec, own, max_attempts, node_mb)
         rep.task = v.task
         if rep.action == "split":
@@ -238,14 +241,22 @@ def _submit(paths: RunPaths, script, repairs: list[Repair], history: list[dict])
     job_of: dict[int, str] = {}
     limit = slurm.max_array_size()
     throttle = _throttle(paths)
-    for args, shards in groups.items():
-        for offset, ids in slurm.array_chunks(shards, limit):
-            cmd = [*args, f"--array={array_spec(ids, throttle)}", str(script), str(offset)]
-            job_id = slurm.sbatch(cmd)
-            slurm.record_submission(paths, slurm.Submission(job_id, "array", "sbatch", offset=offset,
-                                                            command=["sbatch", *cmd]))
-            for t in ids:
-                job_of[offset + t] = job_id
+    try:
+        for args, shards in groups.items():
+            for offset, ids in slurm.array_chunks(shards, limit):
+                cmd = [*args, f"--array={array_spec(ids, throttle)}", str(script), str(offset)]
+                job_id = slurm.sbatch(cmd)
+                slurm.record_submission(paths, slurm.Submission(job_id, "array", "sbatch", offset=offset,
+                                                                command=["sbatch", *cmd]))
+                for t in ids:
+                    job_of[offset + t] = job_id
+    finally:  # a refusal half-way (sbatch's message goes up): what was decided and done is recorded all the same
+        _record(paths, repairs, history, job_of)
+    if job_of:
+        _merge_after(paths, sorted(set(job_of.values()), key=int))
+
+
+def _record(paths: RunPaths, repairs: list[Repair], history: list[dict], job_of: dict[int, str]) -> None:
     now = time.time()
     entries = []
     for r in repairs:
@@ -257,8 +268,6 @@ def _submit(paths: RunPaths, script, repairs: list[Repair], history: list[dict])
             entries.append({**base, "shard": r.into, "job": job_of.get(r.into), "split_from": r.shard})
     if entries:
         append_history(paths, entries)
-    if job_of:
-        _merge_after(paths, sorted(set(job_of.values()), key=int))
 
 
 def _merge_after(paths: RunPaths, new_jobs: list[str]) -> None:
@@ -292,8 +301,13 @@ def _throttle(paths: RunPaths) -> int | None:
 
 
 def _partition(script) -> str | None:
+    return _directive(script, "partition")
+
+
+def _directive(script, flag: str) -> str | None:
+    """The value of `#SBATCH --FLAG=VALUE` in the run's batch script."""
     for line in script.read_text().splitlines():
-        if line.startswith("#SBATCH --partition="):
+        if line.startswith(f"#SBATCH --{flag}="):
             return line.split("=", 1)[1]
     return None
 

@@ -40,6 +40,9 @@ def test_timed_out_task_is_split_in_two_and_both_halves_finish(slurm_cluster, tm
         (0, 1, "TIMEOUT", "split"), (1, 1, "TIMEOUT", "split")]
     new_job = history[0]["job"]
     assert new_job and history[1]["job"] == new_job
+    # Asked again while the halves are queued or running: nothing is resubmitted twice.
+    again = amela(slurm_cluster, "status", run, "--resubmit", check=1).stdout
+    assert "resubmitted" not in again and len(read_lines(run / "resubmissions.jsonl")) == 2, again
     merges = [j["job_id"] for j in json.loads((run / "slurm_jobs.json").read_text())["jobs"] if j["kind"] == "merge"]
     assert len(merges) == 2  # the cancelled one and a new one after the resubmission
     assert slurm_cluster.wait_for_job(merges[-1], timeout_s=150) == {merges[-1]: "COMPLETED"}
@@ -84,3 +87,82 @@ def test_a_task_that_keeps_failing_is_resubmitted_at_most_n_times(slurm_cluster,
                                                                             "failures.partial")]
     assert [f["audio_filepath"] for f in failures] == ["/data/item2.wav"]
     assert re.search(r"done\s+1\b", status), status
+
+
+def test_pipeline_status_resubmit_repairs_a_step_and_run_resumes_the_steps_below(slurm_cluster, tmp_path):
+    corpus = make_echo_corpus(tmp_path / "m.jsonl", 6)
+    flag = tmp_path / "fault.flag"
+    flag.touch()
+    doc = {"slurm": {"cpus_per_task": 1}, "steps": [
+        {"name": "a", "stage": FAULTY, "input": str(corpus), "shards": 2, "workers": 0,
+         "options": {"fault_on": ["item3.wav"], "fault_flag": str(flag)}},
+        {"name": "b", "stage": ECHO, "input": "a", "shards": 1, "workers": 0}]}
+    yaml = tmp_path / "pipeline.yaml"
+    yaml.write_text(json.dumps(doc))
+    root = tmp_path / "root"
+    amela(slurm_cluster, "pipeline", "run", yaml, "-o", root, "--backend", "sbatch")
+    jobs = json.loads((root / "pipeline_jobs.json").read_text())["steps"]
+    b_merge = jobs["b"]["merge"]  # waits on b's array, which waits on a's merge: all cancelled once a task failed
+    wait_until(lambda: slurm_cluster.squeue_states(b_merge).get(b_merge) == "CANCELLED", "b's jobs cancelled",
+               timeout_s=120)
+
+    flag.unlink()  # the cause fixed: the same again will do
+    out = amela(slurm_cluster, "pipeline", "status", root, "--resubmit", check=1).stdout
+    assert "step a: shard 1: FAILED -> same again" in out, out
+    new = json.loads((root / "pipeline_jobs.json").read_text())["steps"]["a"]
+    assert len(new["arrays"]) == 2 and new["merge"] != jobs["a"]["merge"]
+    assert slurm_cluster.wait_for_job(new["merge"], timeout_s=120) == {new["merge"]: "COMPLETED"}
+    status = amela(slurm_cluster, "pipeline", "status", root, check=1).stdout
+    assert re.search(r"\ba\s+complete", status), status
+    repair = next(line.split("repair:", 1)[1].strip() for line in status.splitlines() if "repair:" in line)
+    amela(slurm_cluster, *repair.split()[1:])
+    merge_b = json.loads((root / "pipeline_jobs.json").read_text())["steps"]["b"]["merge"]
+    assert slurm_cluster.wait_for_job(merge_b, timeout_s=120) == {merge_b: "COMPLETED"}
+    assert amela(slurm_cluster, "pipeline", "status", root).returncode == 0
+    got = [json.loads(line)["audio_filepath"] for line in read_lines(root / "b" / "echo.jsonl")]
+    assert got == [f"/data/item{i}.wav" for i in range(6)]
+
+
+def test_out_of_memory_resubmits_with_twice_the_memory(slurm_cluster, tmp_path, monkeypatch, capsys):
+    """The cluster here cannot kill a task for memory (no cgroups), so the one thing substituted is the state sacct
+    reports for the failed task: its real record (node, ReqMem 300M, ...) with State OUT_OF_MEMORY, as a cgroup kill
+    leaves it. Everything after that is real: the decision, sbatch with --mem=600M, the record, the rerun."""
+    from amela.executors import slurm_repair, slurm_status
+    from amela.paths import RunPaths
+
+    from .helpers import job_env
+
+    corpus = make_echo_corpus(tmp_path / "m.jsonl", 4)
+    flag = tmp_path / "fault.flag"
+    flag.touch()
+    run = tmp_path / "run"
+    (job,), merge = submitted(amela(slurm_cluster, "run", FAULTY, corpus, "-o", run, "--workers", 0, "--fault-on",
+                                    "item1.wav", "--fault-flag", flag, "--backend", "sbatch", "--mem", "300M").stdout)
+    assert set(slurm_cluster.wait_for_job(job, timeout_s=120).values()) == {"FAILED"}
+    # sacct may name a one-task array "JOB" for a moment before "JOB_0": wait for the task's own row
+    wait_until(lambda: f"{job}_0" in slurm_cluster.sacct_states(job), "sacct's row of the task")
+    flag.unlink()
+    real = slurm_repair.task_records
+
+    def killed_for_memory(job_ids):
+        records = real(job_ids)
+        for rec in records.values():
+            rec.state = "OUT_OF_MEMORY"
+        return records
+
+    monkeypatch.setattr(slurm_repair, "task_records", killed_for_memory)
+    for key, value in job_env(slurm_cluster).items():  # what the resubmitted task inherits (sbatch --export=ALL)
+        monkeypatch.setenv(key, value)
+    wait_until(lambda: slurm_cluster.squeue_states(merge).get(merge) == "CANCELLED", "the merge job cancelled")
+    assert slurm_status.print_status(RunPaths(run), resubmit=True) == 1
+    out = capsys.readouterr().out
+    assert "shard 0: OUT_OF_MEMORY -> more memory [--mem=600M] (--mem 300M -> 600M" in out, out
+    entry = json.loads(read_lines(run / "resubmissions.jsonl")[0])
+    assert entry["sbatch_args"] == ["--mem=600M"] and entry["cause"] == "OUT_OF_MEMORY"
+    assert set(slurm_cluster.wait_for_job(entry["job"], timeout_s=120).values()) == {"COMPLETED"}
+    # The task really ran with twice the memory (sacct fills ReqMem in a moment after the end: "16?" until then).
+    wait_until(lambda: slurm_cluster.run("sacct", "-n", "-X", "-P", "-j", entry["job"], "-o",
+                                         "ReqMem").stdout.split() == ["600M"], "sacct's ReqMem of the new task")
+    merges = [j["job_id"] for j in json.loads((run / "slurm_jobs.json").read_text())["jobs"] if j["kind"] == "merge"]
+    assert slurm_cluster.wait_for_job(merges[-1], timeout_s=120) == {merges[-1]: "COMPLETED"}
+    assert len(read_lines(run / "faulty.jsonl")) == 4
