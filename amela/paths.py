@@ -94,6 +94,7 @@ class RunPaths:
     filter_kept = property(lambda self: self.root / "filter_kept.jsonl")
     filtered = property(lambda self: self.root / "filtered.jsonl")
     resubmissions = property(lambda self: self.root / "resubmissions.jsonl")  # `amela status --resubmit`: attempts
+    resubmit_lock = property(lambda self: self.root / ".resubmit.lock")  # one `status --resubmit` at a time
     pending_split = property(lambda self: self.root / "split.pending.json")  # journal of a shard split in progress
 
     def output(self, stage: str) -> Path:

@@ -117,8 +117,9 @@ def decide(shard: int, cause: str, rec: TaskRecord | None, history: list[dict], 
     args = carried_args(history)
     attempts = max((e["attempt"] for e in history), default=0)
     if attempts >= max_attempts:
-        return Repair(shard, cause, "give-up", args, f"resubmitted {attempts} time(s) already (--max-attempts "
-                                                     f"{max_attempts}); see its log, fix the cause, resubmit by hand")
+        return Repair(shard, cause, "give-up", args, f"resubmitted {attempts} time(s) already, as many as "
+                                                     f"--max-attempts {max_attempts} allows: see its log, fix the "
+                                                     "cause, then resubmit it by hand")
     if cause in ("TIMEOUT", "DEADLINE"):
         return Repair(shard, cause, "split", args, f"time limit {rec.time_limit if rec else '?'} reached")
     if cause == "OUT_OF_MEMORY":
@@ -195,12 +196,22 @@ def append_history(paths: RunPaths, entries: list[dict]) -> None:
 
 
 # -- doing it ----------------------------------------------------------------------------------------------------------
-def resubmit(paths: RunPaths, stage_name: str, views, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[Repair]:
-    """Resubmit every shard of `views` that needs work (slurm_status.NEEDS_WORK); returns what was decided."""
+def resubmit(paths: RunPaths, stage_name: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[Repair]:
+    """Resubmit every shard that needs work (slurm_status.NEEDS_WORK); returns what was decided. Two at once would
+    submit the same shards twice: a lock makes the second one fail at once, and the shards' states are read under
+    it (a resubmission that just ended shows its tasks as queued)."""
+    from ..runner import locked
+
+    with locked(paths.resubmit_lock, f"resubmitting shards of {paths.root}"):
+        return _resubmit(paths, stage_name, max_attempts)
+
+
+def _resubmit(paths: RunPaths, stage_name: str, max_attempts: int) -> list[Repair]:
     from ..runner.split import finish_pending, split_shard
     from . import slurm_status
 
     finish_pending(paths)
+    _, views = slurm_status.shard_views(paths, stage_name)
     subs = slurm_status.load_arrays(paths)
     if subs and subs[-1].backend != "sbatch":
         raise SubmissionError(f"{paths.root} was submitted with {subs[-1].backend!r}: --resubmit resubmits runs "

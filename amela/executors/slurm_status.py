@@ -207,11 +207,12 @@ def print_status(paths: RunPaths, resubmit: bool = False, max_attempts: int | No
                 print(f"  end of {v.log}:")
                 print("\n".join(f"    | {line}" for line in lines))
     if todo and resubmit:
-        given_up = _resubmit(paths, stage_name, views, max_attempts)
+        given_up = _resubmit(paths, stage_name, max_attempts)
         if given_up:
             print(f"not resubmitted, {len(given_up)} shard(s) [{array_list(given_up)}]: by hand, once fixed:")
             for cmd in resubmit_commands(paths, stage_name, given_up):
                 print(f"  {cmd}")
+            print(f"  {merge_hint(paths, status.active_jobs)}")
     elif todo:
         print(f"resubmit only these {len(todo)} shard(s) [{array_list(todo)}]:")
         for cmd in resubmit_commands(paths, stage_name, todo):
@@ -229,16 +230,21 @@ def print_status(paths: RunPaths, resubmit: bool = False, max_attempts: int | No
     return 0 if status.complete else 1
 
 
-def _resubmit(paths: RunPaths, stage_name: str, views, max_attempts: int | None) -> list[int]:
+def _resubmit(paths: RunPaths, stage_name: str, max_attempts: int | None) -> list[int]:
     """Resubmit, print what was done; returns the shards left alone (too many attempts)."""
     from . import slurm_repair
 
     limit = slurm_repair.DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
-    repairs = slurm_repair.resubmit(paths, stage_name, views, limit)
-    print(f"resubmitted (each attempt recorded in {paths.resubmissions}):")
-    for r in repairs:
+    repairs = slurm_repair.resubmit(paths, stage_name, limit)
+    sent = [r for r in repairs if r.action != "give-up"]
+    if sent:
+        print(f"resubmitted (each attempt recorded in {paths.resubmissions}):")
+    for r in sent:
         print(f"  {slurm_repair.describe(r)}")
-    return [r.shard for r in repairs if r.action == "give-up"]
+    given_up = [r for r in repairs if r.action == "give-up"]
+    for r in given_up:
+        print(f"  {slurm_repair.describe(r)}")
+    return [r.shard for r in given_up]
 
 
 def _print_history(paths: RunPaths, shown: int = 5) -> None:

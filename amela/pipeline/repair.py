@@ -25,7 +25,7 @@ def resubmit_steps(pipe, max_attempts: int) -> list[str]:
         if not any(v.state in slurm_status.NEEDS_WORK for v in views):
             continue
         before = {(s.job_id, s.kind) for s in slurm.load_submissions(paths)}
-        repairs = slurm_repair.resubmit(paths, stage, views, max_attempts)
+        repairs = slurm_repair.resubmit(paths, stage, max_attempts)
         new = [s for s in slurm.load_submissions(paths) if (s.job_id, s.kind) not in before]
         own = jobs.setdefault(step.name, {"prepare": None, "arrays": []})
         own["arrays"] = [*own.get("arrays", []), *(s.job_id for s in new if s.kind == "array")]

@@ -139,3 +139,16 @@ def test_attempts_are_bounded():
     assert rep.action == "give-up" and "3 time(s)" in rep.note
     assert decide(1, "FAILED", rec, history[:2], 3, None).action == "again"
     assert decide(1, "never started", None, [], 0, None).action == "give-up"  # --max-attempts 0: report only
+
+
+def test_a_deleted_split_shard_is_not_rebuilt_from_the_input_and_local_runs_cannot_resubmit(tmp_path):
+    corpus = make_manifest(tmp_path / "m.jsonl", 6)
+    run = tmp_path / "run"
+    amela("prepare", STAGE, corpus, "-o", run, "--shards", 1, check=0)
+    paths = RunPaths(run)
+    assert split_shard(paths, 0) == 1
+    shutil.rmtree(paths.shard(1).dir)
+    proc = amela("run-shard", run, 1, check=2)
+    assert "a resubmission split that shard" in proc.stderr, proc.stderr
+    proc = amela("status", run, "--resubmit", check=2)
+    assert "--resubmit needs a run submitted to SLURM" in proc.stderr, proc.stderr
