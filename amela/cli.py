@@ -112,6 +112,13 @@ def build_parser(stage_name: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--watch", nargs="?", type=float, const=10.0, default=None, metavar="SECONDS",
                    help="repeat every SECONDS (default 10) until the run is complete: in place on a terminal, "
                    "as plain timestamped blocks otherwise (logs, pipes)")
+    p.add_argument("--resubmit", action="store_true",
+                   help="SLURM runs (--backend sbatch): resubmit the shards that need work, adjusted to why each "
+                        "task ended (sacct): TIMEOUT -> the shard is split in two, OUT_OF_MEMORY -> twice the "
+                        "memory, NODE_FAIL -> without that node, else the same again; each attempt goes to "
+                        "RUN_DIR/resubmissions.jsonl (docs/slurm.md)")
+    p.add_argument("--max-attempts", type=int, default=None, metavar="N",
+                   help="with --resubmit: resubmit a shard at most N times (default 3), then leave it to you")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("merge", help="merge finished shards into RUN_DIR/<stage>.jsonl, failures.jsonl, stats.json")
@@ -221,6 +228,10 @@ def cmd_run_shard(args) -> int:
 
 
 def cmd_status(args) -> int:
+    if args.max_attempts is not None and args.max_attempts < 0:
+        raise ConfigError(f"--max-attempts must be >= 0, got {args.max_attempts}")
+    if args.resubmit and args.watch is not None:
+        raise ConfigError("--resubmit and --watch do not go together: resubmit once, then watch")
     if args.watch is None:
         return _status_once(args)
     from .status_watch import watch
@@ -239,7 +250,10 @@ def _status_once(args) -> int:
     if paths.slurm_jobs.exists():  # submitted to SLURM: add the scheduler's view
         from .executors.slurm_status import print_status
 
-        return print_status(paths)
+        return print_status(paths, resubmit=args.resubmit, max_attempts=args.max_attempts)
+    if args.resubmit:
+        raise ConfigError(f"{paths.root}: --resubmit needs a run submitted to SLURM (--backend sbatch); this one has "
+                          "no SLURM jobs: run it again with `amela run` (it resumes)")
     st = run_status(paths)
     by_state: dict[str, list[int]] = {}
     for s in st.shards:

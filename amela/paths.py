@@ -7,6 +7,7 @@
       <stage>.jsonl          merged output manifest, input order
       <stage>_<stream>.jsonl merged extra streams a stage declares (e.g. vad_segments.jsonl)
       failures.jsonl         merged failures
+      resubmissions.jsonl    `amela status --resubmit`: one line per shard per repair attempt (cause, action, job)
       stats.json             merged statistics
       logs/                  one log per shard (and per SLURM task)
       shards/NNNNN/          input.jsonl, output.partial, failures.partial, <stream>.partial, stats.json, DONE,
@@ -92,6 +93,9 @@ class RunPaths:
     step_record = property(lambda self: self.root / "step.json")
     filter_kept = property(lambda self: self.root / "filter_kept.jsonl")
     filtered = property(lambda self: self.root / "filtered.jsonl")
+    resubmissions = property(lambda self: self.root / "resubmissions.jsonl")  # `amela status --resubmit`: attempts
+    resubmit_lock = property(lambda self: self.root / ".resubmit.lock")  # one `status --resubmit` at a time
+    pending_split = property(lambda self: self.root / "split.pending.json")  # journal of a shard split in progress
 
     def output(self, stage: str) -> Path:
         return self.root / f"{stage}.jsonl"

@@ -262,6 +262,9 @@ class AsrStage(Stage):
                 reason = str(result) if isinstance(result, ItemError) else f"{type(result).__name__}: {result}"
                 return ItemError(f"file {record['audio_filepath']}{where}: {reason}")
         out = dict(record)
+        decoded_s = sum(p.seconds for p, _ in parts)
+        if abs(float(record.get("duration") or 0.0) - decoded_s) > 1e-3:  # the audio that exists, not the manifest's
+            out["duration"] = round(decoded_s, 6)
         out[self.config.text_key] = chunking.join_texts([r.text for _, r in parts])
         if len(parts) > 1:
             out["asr_pieces"] = len(parts)

@@ -63,13 +63,14 @@ def _resolve(args, paths):
 
     from ..cli import _resolve_spec
     from ..config import pick, to_dict
-    from ..runner import load_plan, load_spec
+    from ..runner import load_spec
 
     spec = _resolve_spec(args)
     auto = _auto_values(args.auto, pick(args, spec.stage_class().config_cls))
     if not paths.plan.exists():
         return _with_options(spec, auto, "--auto")
-    recorded = load_plan(paths)["num_shards"]
+    # config.yaml's count, not plan.json's: a resubmission may have split shards since (plan.json `splits`).
+    recorded = load_spec(paths).run.shards
     if recorded != spec.run.shards:
         logger.info("%s is already split into %d shard(s): keeping that (not %d)", paths.root, recorded,
                     spec.run.shards)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ class ShardView:
     detail: str = ""
     task: str = ""  # "<array job id>_<task id>" of the latest SLURM task that ran (or will run) the shard
     log: str = ""
+    slurm_state: str = ""  # SLURM's state of that task (squeue over sacct), "" when no task ran it
 
 
 def latest_tasks(paths: RunPaths, subs: list[slurm.Submission] | None = None):
@@ -121,6 +123,7 @@ def shard_views(paths: RunPaths, stage_name: str):
         view = ShardView(fs.index, state, detail)
         if fs.index in latest:
             view.task = latest[fs.index][1]
+            view.slurm_state = latest[fs.index][2].state
             view.log = str(paths.logs / f"{stage_name}_{view.task}.out")
         if state in NEEDS_WORK and not (view.log and os.path.exists(view.log)):
             view.log = str(paths.shard_log(fs.index)) if paths.shard_log(fs.index).exists() else view.log
@@ -171,8 +174,9 @@ def merge_hint(paths: RunPaths, active_jobs: list[str] = ()) -> str:
     return f"then merge: amela merge {root}" + (f"   (after jobs {', '.join(active_jobs)} end)" if active_jobs else "")
 
 
-def print_status(paths: RunPaths) -> int:
-    """The CLI's `amela status RUN_DIR` for a run with SLURM jobs; returns 0 when every shard is done."""
+def print_status(paths: RunPaths, resubmit: bool = False, max_attempts: int | None = None) -> int:
+    """The CLI's `amela status RUN_DIR` for a run with SLURM jobs; returns 0 when every shard is done. With
+    `resubmit`, the shards that need work are resubmitted with adjusted resources (slurm_repair)."""
     from ..runner import array_list, load_spec
 
     stage_name = load_spec(paths).stage_class().name
@@ -193,6 +197,7 @@ def print_status(paths: RunPaths) -> int:
 
     print(progress_line(paths, status))
     _print_jobs(paths)
+    _print_history(paths)
     todo = [v.index for v in views if v.state in NEEDS_WORK]
     for v in views:
         if v.state in NEEDS_WORK and v.state != "missing":
@@ -201,18 +206,63 @@ def print_status(paths: RunPaths) -> int:
             if lines:
                 print(f"  end of {v.log}:")
                 print("\n".join(f"    | {line}" for line in lines))
-    if todo:
+    if todo and resubmit:
+        given_up = _resubmit(paths, stage_name, max_attempts)
+        if given_up:
+            print(f"not resubmitted, {len(given_up)} shard(s) [{array_list(given_up)}]: by hand, once fixed:")
+            for cmd in resubmit_commands(paths, stage_name, given_up):
+                print(f"  {cmd}")
+            print(f"  {merge_hint(paths, status.active_jobs)}")
+    elif todo:
         print(f"resubmit only these {len(todo)} shard(s) [{array_list(todo)}]:")
         for cmd in resubmit_commands(paths, stage_name, todo):
             print(f"  {cmd}")
         if any(s.backend == "script" for s in load_arrays(paths)[-1:]):
             print("  (add the sbatch options you submitted with, e.g. --time or --cpus-per-task, if not in the script)")
         print(f"  {merge_hint(paths, status.active_jobs)}")
+        if not any(s.backend != "sbatch" for s in load_arrays(paths)[-1:]):
+            print(f"  or let amela adjust the resources to why each task failed and resubmit: "
+                  f"amela status {shlex.quote(str(paths.root))} --resubmit")
     elif status.complete and not status.merged:
         print(f"all shards done; merge with: amela merge {paths.root}")
     elif status.complete:
         print(f"merged: {paths.output(stage_name)}")
     return 0 if status.complete else 1
+
+
+def _resubmit(paths: RunPaths, stage_name: str, max_attempts: int | None) -> list[int]:
+    """Resubmit, print what was done; returns the shards left alone (too many attempts)."""
+    from . import slurm_repair
+
+    limit = slurm_repair.DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
+    repairs = slurm_repair.resubmit(paths, stage_name, limit)
+    sent = [r for r in repairs if r.action != "give-up"]
+    if sent:
+        print(f"resubmitted (each attempt recorded in {paths.resubmissions}):")
+    for r in sent:
+        print(f"  {slurm_repair.describe(r)}")
+    given_up = [r for r in repairs if r.action == "give-up"]
+    for r in given_up:
+        print(f"  {slurm_repair.describe(r)}")
+    return [r.shard for r in given_up]
+
+
+def _print_history(paths: RunPaths, shown: int = 5) -> None:
+    from .slurm_repair import load_history
+
+    history = load_history(paths)
+    if not history:
+        return
+    shards = {e["shard"] for e in history}
+    print(f"  resubmissions: {len(history)} for {len(shards)} shard(s)" +
+          (f", the last {shown} (all in {paths.resubmissions}):" if len(history) > shown else ":"))
+    for e in history[-shown:]:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e["at"]))
+        what = e["action"] + (f" into {e['shard']}+{e['into']}" if e.get("into") is not None else "")
+        what += f" (split off shard {e['split_from']})" if e.get("split_from") is not None else ""
+        args = f" {' '.join(e['sbatch_args'])}" if e.get("sbatch_args") and e["action"] != "give-up" else ""
+        job = f", job {e['job']}" if e.get("job") else ""
+        print(f"    {when} shard {e['shard']} attempt {e['attempt']}: {e['cause']} -> {what}{args}{job}")
 
 
 def _print_jobs(paths: RunPaths) -> None:

@@ -39,6 +39,12 @@ def register(subparsers, stage_name: str | None = None) -> None:
     r.set_defaults(func=cmd_run)
     s = sub.add_parser("status", help="one line per step: state, items, and the command that repairs it")
     s.add_argument("root", metavar="ROOT")
+    s.add_argument("--resubmit", action="store_true",
+                   help="resubmit each step's failed SLURM tasks with resources adjusted to why they failed (as "
+                        "`amela status RUN_DIR --resubmit`: TIMEOUT splits the shard, OUT_OF_MEMORY doubles --mem, "
+                        "NODE_FAIL excludes the node); steps below resume with `amela pipeline run` afterwards")
+    s.add_argument("--max-attempts", type=int, default=3, metavar="N",
+                   help="with --resubmit: resubmit a shard at most N times (default 3)")
     s.set_defaults(func=cmd_status)
     c = sub.add_parser("cancel", help="cancel every SLURM job of the pipeline still queued or running")
     c.add_argument("root", metavar="ROOT")
@@ -68,6 +74,14 @@ def cmd_status(args) -> int:
     from . import Pipeline
 
     pipe = Pipeline.open(args.root)
+    if args.resubmit:
+        from .repair import resubmit_steps
+
+        lines = resubmit_steps(pipe, args.max_attempts)
+        print("resubmitted (each step's attempts: ROOT/<step>/resubmissions.jsonl):" if lines
+              else "nothing to resubmit: no step has a failed SLURM task")
+        for line in lines:
+            print(f"  {line}")
     rows = pipe.status()
     width = max(len(r.step) for r in rows)
     print(f"pipeline {pipe.root}")

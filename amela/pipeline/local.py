@@ -13,6 +13,7 @@ logger = logging.getLogger("amela.pipeline")
 def run(pp: PipelinePaths, spec: PipelineSpec, decisions: list[Decision], show_progress: bool = True) -> dict:
     """Carry out the decisions; returns {step: merged stats} for the steps that ran."""
     from ..executors.local import run_local
+    from ..report import write_after_run
     from ..runner import locked, merge
 
     results = {}
@@ -30,13 +31,11 @@ def run(pp: PipelinePaths, spec: PipelineSpec, decisions: list[Decision], show_p
             run_local(paths, rs, rs.run.workers, show_progress=show_progress)
             stats = merge(paths, rs.stage_class()(rs.options))
         results[d.step.name] = stats
+        write_after_run(paths.root)  # the step's report, and the pipeline's (funnel + steps so far) refreshed
         if stats["complete"]:
             drop_old(pp, d.step.name)
         print(f"step {d.step.name}: {stats['ok']} ok, {stats['failed']} failed, "
               f"{stats['audio_hours']:.3f} h of audio -> {paths.root}")
-    from ..report import write_after_run
-
-    report = write_after_run(pp.root)  # the funnel and every step: one page to look at
-    if report:
-        print(f"report: {report}")
+    if results and (pp.root / "report.html").exists():
+        print(f"report: {pp.root / 'report.html'} (the funnel and every step)")
     return results

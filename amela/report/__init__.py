@@ -45,6 +45,11 @@ def write_after_run(run_dir) -> Path | None:
         return None
     try:
         path = write_report(run_dir)
+        parent = Path(run_dir).absolute().parent
+        from .pipeline import is_pipeline_root
+
+        if is_pipeline_root(parent) and not is_pipeline_root(run_dir):  # a pipeline step (e.g. its SLURM merge job)
+            write_report(parent)
     except Exception as exc:  # noqa: BLE001 - the run's results are written; a report problem must not hide them
         logger.warning("could not write the run report: %s: %s (retry with `amela report %s`)",
                        type(exc).__name__, exc, run_dir)

@@ -183,6 +183,10 @@ def ensure_shard(paths: RunPaths, spec: RunSpec, index: int) -> None:
         if not plan.get("input_fingerprint"):
             raise ConfigError(f"{gone}, and this run directory predates input fingerprints: it cannot be rebuilt "
                               "safely; start a new run directory")
+        if any(index in (s["shard"], s["into"]) for s in plan.get("splits", ())):
+            raise ConfigError(f"{gone}, and it cannot be rebuilt: a resubmission split that shard (plan.json "
+                              "`splits`), so the input alone no longer says which records it holds. Start a new run "
+                              "directory, or merge the rest with `amela merge --allow-partial`")
         what = input_change(paths, plan)
         if what:
             raise ConfigError(f"{gone}, and it cannot be rebuilt: {plan['input']} {what} since the run was prepared. "

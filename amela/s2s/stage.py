@@ -200,8 +200,11 @@ class S2SStage(Stage):
     def process(self, batch: list[dict]) -> list:
         if self.config.mode == "synth":
             return [self._guard(self._synth_one, r) for r in batch]
-        units = self.encode(batch)
+        decoded_s: dict[int, float] = {}
+        units = self.encode(batch, decoded_s)
         out = []
+        # Outputs carry the duration of the audio that was decoded (a manifest past the end of a file says more).
+        batch = [with_decoded_duration(r, decoded_s.get(i)) for i, r in enumerate(batch)]
         for record, frame_units in zip(batch, units):
             if isinstance(frame_units, BaseException):
                 out.append(frame_units)
@@ -226,8 +229,9 @@ class S2SStage(Stage):
         self._stats[key] = round(self._stats.get(key, 0) + value, 3)
 
     # -- encoding ----------------------------------------------------------------------------------------------------
-    def encode(self, batch: list[dict]) -> list:
-        """Frame-level units (list[int]) per record, or an ItemError for a record whose audio cannot be used."""
+    def encode(self, batch: list[dict], decoded_s: dict | None = None) -> list:
+        """Frame-level units (list[int]) per record, or an ItemError for a record whose audio cannot be used;
+        `decoded_s` (if given) gets each decoded record's seconds by its position."""
         import torch
 
         pieces: list[tuple[int, int, object]] = []  # (record position, chunk number, waveform)
@@ -244,6 +248,8 @@ class S2SStage(Stage):
                                          f"unit frame ({self.reader.min_samples} samples)")
                 continue
             self._count("audio_seconds", len(audio) / SAMPLE_RATE)
+            if decoded_s is not None:
+                decoded_s[pos] = len(audio) / SAMPLE_RATE
             wav = torch.from_numpy(audio)
             for n, start in enumerate(range(0, len(audio), chunk)):
                 piece = wav[start:start + chunk]
@@ -385,3 +391,10 @@ def _units_file(frame_units: list[int], fmt: str) -> bytes:
 
         torch.save(torch.from_numpy(arr), buf)
     return buf.getvalue()
+
+
+def with_decoded_duration(record: dict, decoded_s: float | None) -> dict:
+    """`record`, or a copy whose duration is what was decoded when the manifest's differs by more than 1 ms."""
+    if decoded_s is None or abs(float(record.get("duration") or 0.0) - decoded_s) <= 1e-3:
+        return record
+    return {**record, "duration": round(decoded_s, 6)}

@@ -166,3 +166,12 @@ def test_a_model_kind_that_does_not_match_the_checkpoint_is_refused(tiny_models)
 
     with pytest.raises(ConfigError, match="--model-kind salm, but .*tiny_ctc.nemo is an ASR model"):
         make_stage(tiny_models["ctc"], model_kind="salm")
+
+
+def test_output_duration_is_the_decoded_audio_not_the_manifests(ctc_stage, corpus):
+    """A manifest that claims more than the file holds: the output (and so the run's hours) says what was decoded."""
+    record = corpus[0]
+    claimed, exact = {**record, "duration": record["duration"] + 60.0}, dict(record)
+    out_claimed, out_exact = run_like_the_runner(ctc_stage, [claimed, exact])
+    assert out_claimed["duration"] == pytest.approx(record["duration"], abs=1e-3)
+    assert out_exact["duration"] == record["duration"]  # an accurate manifest value is kept as written

@@ -15,7 +15,8 @@ import soundfile
 
 from amela.quality import dnsmos as d
 
-DEV = Path(os.environ.get("AMELA_DEV_DATA", "/work/shared/data/ten-vad-dev"))
+# ../shared beside the checkout, as on the developers' machines and in CI (AMELA_DEV_DATA elsewhere)
+DEV = Path(os.environ.get("AMELA_DEV_DATA", Path(__file__).resolve().parents[3] / "shared" / "data" / "ten-vad-dev"))
 needs_dev = pytest.mark.skipif(not DEV.is_dir(), reason=f"{DEV} (real labelled speech) not on this machine")
 SR = d.SAMPLE_RATE
 

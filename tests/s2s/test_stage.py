@@ -251,3 +251,11 @@ def test_the_default_budget_comes_from_free_memory():
     assert budget.budget_from_free_bytes(0, 30.0) == 30.0
     # The conv front end's transient follows the chunk length: longer chunks leave less for the batch.
     assert budget.budget_from_free_bytes(3 * gib, 10.0) > budget.budget_from_free_bytes(3 * gib, 60.0) >= 60.0
+
+
+def test_output_duration_is_the_decoded_audio_not_the_manifests(tiny, encoder):
+    record = tiny.records[0]
+    claimed = {**record, "duration": record["duration"] + 30.0}
+    out_claimed, out_exact = encoder.process([claimed, dict(record)])
+    assert out_claimed["duration"] == pytest.approx(record["duration"], abs=1e-3)
+    assert out_exact["duration"] == record["duration"] and out_exact["units"] == out_claimed["units"]

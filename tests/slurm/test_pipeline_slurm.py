@@ -99,7 +99,7 @@ def test_pipeline_from_python_with_submitit(slurm_cluster, tmp_path, monkeypatch
     submit(str(yaml), str(local), show_progress=False)
     p = submit(str(yaml), str(tmp_path / "submitit"), backend="submitit")
     jobs = jobs_of(tmp_path / "submitit")
-    assert jobs["echo"]["prepare"] and (tmp_path / "submitit" / "echo" / "submitit").is_dir()
+    assert jobs["echo"]["prepare"] and (tmp_path / "submitit" / "echo" / "logs" / "submitit").is_dir()
     assert {r.step: r.state for r in p.status()}["echo"] in ("queued", "running")
     rows = p.wait(poll_s=2, timeout_s=600)
     assert [(r.step, r.state) for r in rows] == [("vad", "complete"), ("echo", "complete")], rows
