@@ -112,6 +112,8 @@ def build_parser(stage_name: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--watch", nargs="?", type=float, const=10.0, default=None, metavar="SECONDS",
                    help="repeat every SECONDS (default 10) until the run is complete: in place on a terminal, "
                    "as plain timestamped blocks otherwise (logs, pipes)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="one line per unfinished shard (default: shards with the same reason grouped as ranges)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("merge", help="merge finished shards into RUN_DIR/<stage>.jsonl, failures.jsonl, stats.json")
@@ -246,15 +248,35 @@ def _status_once(args) -> int:
         print(f"  {state:8s} {len(idx):5d}" + (f"  [{array_list(idx)}]" if idx and state != "done" else ""))
     print(f"  items: {ok} ok, {failed} failed, {st.items - ok - failed} not yet processed")
     print(progress_line(paths, st))
-    for s in st.shards:
-        if s.state in ("failed", "missing") and s.detail:
-            print(f"  shard {s.index}: {s.detail}")
+    _print_details(st.shards, getattr(args, "verbose", False))
     todo = st.indices("failed", "missing")
     if todo:
         print(f"resubmit: --array={array_list(todo)}   (local: amela run-shard {paths.root} INDEX)")
     if st.complete and not st.merged:
         print(f"all shards done; merge with: amela merge {paths.root}")
     return EXIT_OK if st.complete else EXIT_ITEMS_FAILED
+
+
+def _print_details(shards, verbose: bool, shown: int = 10) -> None:
+    """Why unfinished shards are unfinished: one line per reason with the shards as ranges (ten thousand shards
+    stay readable), at most `shown` lines; every shard on its own line with --verbose."""
+    from .runner import array_list
+
+    by_reason: dict[str, list] = {}
+    for s in shards:
+        if s.state in ("failed", "missing") and s.detail:
+            if verbose:
+                print(f"  shard {s.index}: {s.detail}")
+            else:
+                by_reason.setdefault(s.reason or s.detail, []).append(s)
+    lines = [f"  shard {group[0].index}: {group[0].detail}" if len(group) == 1
+             else f"  {len(group)} shards [{array_list([s.index for s in group])}]: {why}"
+             for why, group in by_reason.items()]
+    for line in lines[:shown]:
+        print(line)
+    if len(lines) > shown:
+        print(f"  ... {len(lines) - shown} more reason(s) for {sum(len(i) for i in list(by_reason.values())[shown:])} "
+              "shard(s): --verbose lists every shard")
 
 
 def cmd_merge(args) -> int:
