@@ -2,10 +2,11 @@
 millions of records, without holding a record.
 
 The first pass over a manifest keeps 17 bytes per line: what kind of line it is (1 byte), the duration (8) and a
-64-bit hash of the record's key (8: normalised path, offset, duration). Duplicates are found by sorting the hashes;
-the few lines whose hashes are equal are compared exactly in a second pass (only those keys are held), so a hash
-collision never reports a false duplicate. Later passes stream the records, the problems (in line order) and the
-shard lines. A scanned directory or single audio file (a list of records already) offers the same interface.
+64-bit hash of the record's key (8: normalised path, offset, duration). Duplicates are found by sorting the hashes
+(in place; they are dropped after); the few lines whose hashes are equal are compared exactly in a second pass
+(only those keys are held), so a hash collision never reports a false duplicate. Later passes stream the records,
+the problems (in line order) and the shard lines. A scanned directory or single audio file (a list of records
+already) offers the same interface.
 """
 from __future__ import annotations
 
@@ -81,32 +82,22 @@ class ManifestScan:
         self._first: dict[int, int] = {}
         if hashes.size < 2:
             return np.zeros(0, np.int64)
-        ordered = np.sort(hashes)
-        same = ordered[1:] == ordered[:-1]
-        colliding = np.unique(ordered[1:][same])
-        del ordered, same
+        hashes.sort()  # in place: the hashes are not needed in line order (the exact pass hashes again)
+        colliding = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
         if not colliding.size:
             return np.zeros(0, np.int64)
-        candidate = np.zeros(hashes.size, dtype=bool)
-        for start in range(0, hashes.size, 1 << 20):  # in blocks: searchsorted's index array stays small
-            block = hashes[start:start + (1 << 20)]
-            at = np.minimum(np.searchsorted(colliding, block), colliding.size - 1)
-            candidate[start:start + block.size] = colliding[at] == block
-        positions = np.flatnonzero(candidate)
         dups: list[int] = []
-        # Exact comparison of the colliding lines, a batch of hash values per pass so the keys held stay bounded.
-        values = np.unique(hashes[positions])
-        for lo in range(0, values.size, CONFIRM_BATCH):
-            batch = values[lo:lo + CONFIRM_BATCH]
-            wanted = np.zeros(hashes.size, dtype=bool)
-            wanted[positions] = np.isin(hashes[positions], batch)
+        # Exact comparison of the lines whose hashes collide, a batch of hash values per pass so that the keys
+        # held stay bounded (a manifest concatenated to itself collides everywhere).
+        for lo in range(0, colliding.size, CONFIRM_BATCH):
+            wanted = set(colliding[lo:lo + CONFIRM_BATCH].tolist())
             seen: dict[tuple, int] = {}
             pos = -1
             for lineno, _raw, record, key in classify(self.path):
                 if record is None:
                     continue
                 pos += 1
-                if not wanted[pos]:
+                if key_hash(key) not in wanted:
                     continue
                 first = seen.setdefault(key, lineno)
                 if first != lineno:
