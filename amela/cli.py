@@ -119,6 +119,8 @@ def build_parser(stage_name: str | None = None) -> argparse.ArgumentParser:
                         "RUN_DIR/resubmissions.jsonl (docs/slurm.md)")
     p.add_argument("--max-attempts", type=int, default=None, metavar="N",
                    help="with --resubmit: resubmit a shard at most N times (default 3), then leave it to you")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="one line per unfinished shard (default: shards with the same reason grouped as ranges)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("merge", help="merge finished shards into RUN_DIR/<stage>.jsonl, failures.jsonl, stats.json")
@@ -266,15 +268,35 @@ def _status_once(args) -> int:
         print(f"  {state:8s} {len(idx):5d}" + (f"  [{array_list(idx)}]" if idx and state != "done" else ""))
     print(f"  items: {ok} ok, {failed} failed, {st.items - ok - failed} not yet processed")
     print(progress_line(paths, st))
-    for s in st.shards:
-        if s.state in ("failed", "missing") and s.detail:
-            print(f"  shard {s.index}: {s.detail}")
+    _print_details(st.shards, getattr(args, "verbose", False))
     todo = st.indices("failed", "missing")
     if todo:
         print(f"resubmit: --array={array_list(todo)}   (local: amela run-shard {paths.root} INDEX)")
     if st.complete and not st.merged:
         print(f"all shards done; merge with: amela merge {paths.root}")
     return EXIT_OK if st.complete else EXIT_ITEMS_FAILED
+
+
+def _print_details(shards, verbose: bool, shown: int = 10) -> None:
+    """Why unfinished shards are unfinished: one line per reason with the shards as ranges (ten thousand shards
+    stay readable), at most `shown` lines; every shard on its own line with --verbose."""
+    from .runner import array_list
+
+    by_reason: dict[str, list] = {}
+    for s in shards:
+        if s.state in ("failed", "missing") and s.detail:
+            if verbose:
+                print(f"  shard {s.index}: {s.detail}")
+            else:
+                by_reason.setdefault(s.reason or s.detail, []).append(s)
+    lines = [f"  shard {group[0].index}: {group[0].detail}" if len(group) == 1
+             else f"  {len(group)} shards [{array_list([s.index for s in group])}]: {why}"
+             for why, group in by_reason.items()]
+    for line in lines[:shown]:
+        print(line)
+    if len(lines) > shown:
+        print(f"  ... {len(lines) - shown} more reason(s) for {sum(len(i) for i in list(by_reason.values())[shown:])} "
+              "shard(s): --verbose lists every shard")
 
 
 def cmd_merge(args) -> int:
@@ -300,13 +322,13 @@ def _report(args, paths: RunPaths) -> None:
 
 
 def cmd_validate(args) -> int:
-    from .manifest import read_manifest
+    from .manifest_scan import ManifestScan
 
-    records, problems = read_manifest(args.manifest)
-    for p in problems:
+    scan = ManifestScan(args.manifest)  # streamed: a 10 M-line manifest is checked in bounded memory
+    for p in scan.problems():
         print(p)
-    print(f"{args.manifest}: {len(records)} valid record(s), {len(problems)} problem(s)", file=sys.stderr)
-    return EXIT_OK if not problems else EXIT_ITEMS_FAILED
+    print(f"{args.manifest}: {scan.n_records} valid record(s), {scan.n_problems} problem(s)", file=sys.stderr)
+    return EXIT_OK if not scan.n_problems else EXIT_ITEMS_FAILED
 
 
 def cmd_doctor(args) -> int:

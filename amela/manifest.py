@@ -97,35 +97,41 @@ def normalise_path(path: str) -> str:
     return path
 
 
-def read_manifest(path: str | os.PathLike) -> tuple[list[dict], list[Problem]]:
-    """Parse and validate every line. Returns the valid records (in order) and the problems of the others.
-
-    Blank lines are ignored; so is a UTF-8 byte-order mark (editors on Windows write one). Paths are normalised
-    (`/a//b.wav` -> `/a/b.wav`, in the record too), so a duplicate (same file, offset, duration) is caught however
-    it is spelled: a problem on its later line.
-    The loop is written for speed (an array task may read a million lines): the common valid line costs one
-    orjson.loads and a few type checks; any line that fails them goes through validate_record() for its message.
-    """
-    path = str(path)
+def _lines(path: str) -> Iterator[bytes]:
+    """The lines of a manifest without their newline (a leading UTF-8 byte-order mark dropped), read as a stream;
+    a file that cannot be read is a ManifestError naming it."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        fh = open(path, "rb")
     except IsADirectoryError:
         raise ManifestError(f"{path}: is a directory, not a manifest") from None
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read manifest: {exc.strerror or exc}") from exc
-    lines = data[len(BOM):].split(b"\n") if data.startswith(BOM) else data.split(b"\n")
-    del data
-    records: list[dict] = []
-    problems: list[Problem] = []
-    seen: dict[tuple, int] = {}
+    with fh:
+        first = True
+        for raw in fh:
+            if first:
+                first = False
+                if raw.startswith(BOM):
+                    raw = raw[len(BOM):]
+            yield raw[:-1] if raw[-1:] == b"\n" else raw
+
+
+# What classify() yields per non-blank line: (lineno, raw, record, key) for a valid one (key: see record_key),
+# (lineno, raw, None, reason) for an invalid one.
+Line = tuple
+
+
+def classify(path: str) -> Iterator[Line]:
+    """Parse and check every line of a manifest, streaming; paths are normalised (in the record too).
+    The loop is written for speed (an array task may read a million lines): the common valid line costs one
+    orjson.loads and a few type checks; any line that fails them goes through validate_record() for its message."""
     inf = MAX_SECONDS
-    for lineno, raw in enumerate(lines, 1):
+    for lineno, raw in enumerate(_lines(path), 1):
         try:
             record = loads(raw)
         except orjson.JSONDecodeError as exc:
             if raw.strip():
-                problems.append(Problem(path, lineno, f"malformed JSON: {exc}", _text(raw)))
+                yield lineno, raw, None, f"malformed JSON: {exc}"
             continue
         if type(record) is dict:
             p, d = record.get("audio_filepath"), record.get("duration")
@@ -134,14 +140,32 @@ def read_manifest(path: str | os.PathLike) -> tuple[list[dict], list[Problem]]:
                     and (type(o) is float or type(o) is int) and 0 <= o <= inf):
                 if "//" in p or "/." in p:
                     p = record["audio_filepath"] = os.path.normpath(p)
-                key = (p, o, d)
-                first = seen.setdefault(key, lineno)
-                if first == lineno:
-                    records.append(record)
-                else:
-                    problems.append(Problem(path, lineno, f"duplicate of line {first} ({p})", _text(raw)))
+                yield lineno, raw, record, (p, o, d)
                 continue
-        problems.append(Problem(path, lineno, validate_record(record) or "invalid record", _text(raw)))
+        yield lineno, raw, None, validate_record(record) or "invalid record"
+
+
+def read_manifest(path: str | os.PathLike) -> tuple[list[dict], list[Problem]]:
+    """Parse and validate every line. Returns the valid records (in order) and the problems of the others.
+
+    Blank lines are ignored; so is a UTF-8 byte-order mark (editors on Windows write one). Paths are normalised
+    (`/a//b.wav` -> `/a/b.wav`, in the record too), so a duplicate (same file, offset, duration) is caught however
+    it is spelled: a problem on its later line. This holds every record in memory: a run's preparation uses
+    ManifestScan instead, which does not.
+    """
+    path = str(path)
+    records: list[dict] = []
+    problems: list[Problem] = []
+    seen: dict[tuple, int] = {}
+    for lineno, raw, record, key in classify(path):
+        if record is None:
+            problems.append(Problem(path, lineno, key, _text(raw)))
+            continue
+        first = seen.setdefault(key, lineno)
+        if first == lineno:
+            records.append(record)
+        else:
+            problems.append(Problem(path, lineno, f"duplicate of line {first} ({key[0]})", _text(raw)))
     return records, problems
 
 

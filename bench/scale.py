@@ -8,6 +8,10 @@ merge job would see). Prints, per step, wall seconds, records/s and peak RSS; th
 where W is N over the summed wall time of all four steps. Usage:
 
     .venv/bin/python bench/scale.py --records 1000000 [--shards 64] [--workers 2] [--keep DIR]
+
+`--status-shards K` measures only `amela status` on a run of K shards (2 records each, all finished, their
+output, stats and DONE written as a finished shard leaves them): the first call reads every shard's figures, the
+next ones come from RUN_DIR/.status_cache.json. Prints `status_shards: shards=K first_s=X cached_s=Y lines=L`.
 """
 from __future__ import annotations
 
@@ -94,12 +98,38 @@ def status_cli_s(run_dir: str) -> float:
     return time.perf_counter() - t0
 
 
+def status_shards(k: int, tmp: str) -> None:
+    from amela.manifest import dumps
+    from amela.paths import RunPaths
+    from amela.runner import RunOptions, RunSpec, prepare
+
+    manifest = os.path.join(tmp, "small.jsonl")
+    make_manifest(manifest, 2 * k)
+    paths = RunPaths(os.path.join(tmp, "status_run"))
+    t0 = time.perf_counter()
+    prepare(paths, RunSpec(STAGE, manifest, RunOptions(shards=k), NoopConfig()))
+    print(f"prepare of {k:,} shards: {time.perf_counter() - t0:.1f} s")
+    for i in range(k):
+        sp = paths.shard(i)
+        sp.output.write_bytes(sp.input.read_bytes())
+        sp.stats.write_bytes(dumps({"shard": i, "items": 2, "ok": 2, "failed": 0, "audio_seconds": 3.0,
+                                    "started_at": 0.0, "finished_at": 1.0, "wall_seconds": 1.0}))
+        sp.done.write_bytes(b"")
+    first = status_cli_s(str(paths.root))
+    cached = min(status_cli_s(str(paths.root)) for _ in range(3))
+    out = subprocess.run([sys.executable, "-m", "amela.cli", "status", str(paths.root)], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([HERE, os.path.dirname(HERE)])})
+    print(out.stdout, end="")
+    print(f"status_shards: shards={k} first_s={first:.2f} cached_s={cached:.2f} lines={len(out.stdout.splitlines())}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--shards", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", help="build in this directory and keep it (default: a temporary one, removed)")
+    ap.add_argument("--status-shards", type=int, help="only time `amela status` on a finished run of this many shards")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--run-dir", help=argparse.SUPPRESS)
     ap.add_argument("--manifest", help=argparse.SUPPRESS)
@@ -110,6 +140,9 @@ def main() -> None:
     tmp = args.keep or tempfile.mkdtemp(prefix="amela-scale-")
     os.makedirs(tmp, exist_ok=True)
     try:
+        if args.status_shards:
+            status_shards(args.status_shards, tmp)
+            return
         args.manifest = os.path.join(tmp, "manifest.jsonl")
         t0 = time.perf_counter()
         make_manifest(args.manifest, args.records)

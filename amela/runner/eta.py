@@ -52,7 +52,8 @@ def run_progress(paths: RunPaths, status, now: float | None = None) -> RunProgre
         done_items += n
         if s.items:
             done_audio += plan["shard_seconds"][s.index] * min(n / s.items, 1.0)
-        intervals += attempts.spans(paths.shard(s.index).dir, now if s.state == "running" else 0.0)
+        intervals += (s.spans if s.spans is not None
+                      else attempts.spans(paths.shard(s.index).dir, now if s.state == "running" else 0.0))
     starts = [a for a, _ in intervals]
     return RunProgress(done_items, status.items, done_audio, float(plan.get("audio_seconds") or 0.0),
                        _union_s(intervals), min(starts) if starts else None,

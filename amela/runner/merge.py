@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import AmelaError
-from ..manifest import atomic_open, dumps, iter_jsonl, loads, write_bytes_atomic
+from ..manifest import _create_temp, atomic_open, dumps, iter_jsonl, loads, write_bytes_atomic
 from ..paths import RunPaths
 from ..stage import Stage
 from . import shardio
 from .plan import load_plan
 
 logger = logging.getLogger("amela.runner")
+MAX_OPEN = 256  # shard files merged at once
 
 
 class IncompleteRunError(AmelaError):
@@ -31,7 +33,23 @@ def _sorted_lines(path: Path, done: bool) -> Iterator[tuple[int, bytes]]:
 
 
 def _merge_file(target: Path, sources: list[tuple[Path, bool]], transform=None) -> int:
-    """k-way merge of shard files by input index into a JSONL file (atomic); returns the line count."""
+    """k-way merge of shard files by input index into a JSONL file (atomic); returns the line count. More than
+    MAX_OPEN shards are merged in groups into temporary files first (open files and buffers stay bounded; a
+    login node allows 1,024 open files)."""
+    if len(sources) > MAX_OPEN:
+        temps: list[tuple[Path, bool]] = []
+        try:
+            for k in range(0, len(sources), MAX_OPEN):
+                fd, tmp = _create_temp(target)
+                temps.append((Path(tmp), True))
+                with os.fdopen(fd, "wb") as fh:
+                    iters = [_sorted_lines(p, done) for p, done in sources[k:k + MAX_OPEN]]
+                    for idx, body in heapq.merge(*iters, key=lambda t: t[0]):
+                        fh.write(b"%d\t%s\n" % (idx, body))
+            return _merge_file(target, temps, transform)
+        finally:
+            for tmp, _ in temps:
+                tmp.unlink(missing_ok=True)
     n = 0
     iters = [_sorted_lines(p, done) for p, done in sources]
     with atomic_open(target, "wb") as fh:
