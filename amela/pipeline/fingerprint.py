@@ -13,18 +13,10 @@ import json
 import os
 
 from ..config import to_dict
+from ..hashing import file_sha256
 from ..manifest import dumps, loads, write_bytes_atomic
 
 VOLATILE_RUN_OPTIONS = ("workers",)  # how fast, not what: a change never reruns a step
-CHUNK = 1 << 22
-
-
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class HashCache:
@@ -46,7 +38,7 @@ class HashCache:
         hit = self.entries.get(path)
         if hit and hit[0] == key:
             return hit[1]
-        digest = _sha256_file(path)
+        digest = file_sha256(path)
         self.entries[path] = [key, digest]
         self.dirty = True
         return digest

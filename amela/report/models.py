@@ -1,9 +1,9 @@
 """Model files a run used, with their sha256 (cached in the run directory by size and mtime: hashed once)."""
 from __future__ import annotations
 
-import hashlib
 import os
 
+from ..hashing import file_sha256
 from ..manifest import dumps, loads, write_bytes_atomic
 
 CACHE = ".report_sha256.json"
@@ -54,7 +54,7 @@ def model_rows(stage: str, options: dict, run_root) -> list[list]:
         stamp = [st.st_size, st.st_mtime_ns]
         hit = cache.get(path)
         if not hit or hit[:2] != stamp:
-            hit = stamp + [sha256_of(path)]
+            hit = stamp + [file_sha256(path)]
             cache[path], changed = hit, True
         rows.append([key, path, f"{st.st_size / 1e6:.1f} MB", hit[2], note or ""])
     if changed:
@@ -64,10 +64,3 @@ def model_rows(stage: str, options: dict, run_root) -> list[list]:
             pass  # a read-only copy of a run directory: hashes are recomputed next time
     return rows
 
-
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -142,13 +142,18 @@ def failures(data: RunData) -> str:
 
 
 def _page(data: RunData, body: str, nav: list[tuple[str, str]]) -> str:
+    return document(f"AMELA {data.stage} run report: {os.path.basename(str(data.paths.root))}", "AMELA run report",
+                    str(data.paths.root), body, nav)
+
+
+def document(title: str, heading: str, where: str, body: str, nav: list[tuple[str, str]], css: str = "") -> str:
+    """The whole page: head (inline CSS), header with navigation, body. Shared by run and pipeline reports."""
     links = "".join(f'<a href="#{e(i)}">{e(t)}</a>' for i, t in nav)
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>AMELA {e(data.stage)} run report: {e(os.path.basename(str(data.paths.root)))}</title>"
-            f"<style>{CSS}</style></head><body><header><h1>AMELA run report</h1>"
-            f'<p class="sub">{e(data.paths.root)} · generated {generated}</p><nav>{links}</nav></header>'
+            f"<title>{e(title)}</title><style>{CSS}{css}</style></head><body><header><h1>{e(heading)}</h1>"
+            f'<p class="sub">{e(where)} · generated {generated}</p><nav>{links}</nav></header>'
             f"<main>{body}</main></body></html>")
 
 

@@ -2,14 +2,13 @@
 and why), then each step's own run report, its section ids prefixed with the step's name."""
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections import Counter
 
 from ..manifest import iter_jsonl, loads
 from ..paths import PipelinePaths
 from .html import e, section, table
-from .page import CSS, run_body
+from .page import document, run_body
 from .rundata import load
 
 TOP_REASONS = 3
@@ -68,11 +67,5 @@ def _funnel_row(step, paths, data) -> list:
 
 
 def _page(pp: PipelinePaths, body: str, nav: list[tuple[str, str]]) -> str:
-    links = "".join(f'<a href="#{e(i)}">{e(t)}</a>' for i, t in nav)
-    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>AMELA pipeline report: {e(pp.root.name)}</title>"
-            f"<style>{CSS}.stephead{{margin:28px 0 0;font-size:22px}}</style></head><body><header>"
-            f"<h1>AMELA pipeline report</h1><p class=\"sub\">{e(pp.root)} · generated {generated}</p>"
-            f"<nav>{links}</nav></header><main>{body}</main></body></html>")
+    return document(f"AMELA pipeline report: {pp.root.name}", "AMELA pipeline report", str(pp.root), body, nav,
+                    css=".stephead{margin:28px 0 0;font-size:22px}")

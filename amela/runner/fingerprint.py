@@ -12,17 +12,10 @@ import hashlib
 import os
 from pathlib import Path
 
+from ..hashing import file_sha256
 from ..manifest import classify, list_directory
 
 HASH = "sha256"
-
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _list_hash(paths: list[str]) -> str:
@@ -43,7 +36,7 @@ def fingerprint(path: str | os.PathLike, kind: str) -> dict:
         listing = _listing(path)
         return {"kind": kind, "entries": len(listing), HASH: _list_hash(listing)}
     st = path.stat()
-    return {"kind": kind, "size": st.st_size, "mtime_ns": st.st_mtime_ns, HASH: _file_hash(path)}
+    return {"kind": kind, "size": st.st_size, "mtime_ns": st.st_mtime_ns, HASH: file_sha256(path)}
 
 
 def changed(path: str | os.PathLike, recorded: dict) -> bool:
@@ -61,7 +54,7 @@ def changed(path: str | os.PathLike, recorded: dict) -> bool:
     st = path.stat()
     if st.st_size == recorded.get("size") and st.st_mtime_ns == recorded.get("mtime_ns"):
         return False
-    return st.st_size != recorded.get("size") or _file_hash(path) != recorded.get(HASH)
+    return st.st_size != recorded.get("size") or file_sha256(path) != recorded.get(HASH)
 
 
 def difference(path: str | os.PathLike, kind: str, planned_keys) -> tuple[int, int]:

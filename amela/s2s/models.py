@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..hashing import file_sha256
 
 CACHE_ENV = "AMELA_CACHE"
 _FB = "https://dl.fbaipublicfiles.com"
@@ -110,12 +111,7 @@ def cache_root(cache_dir: str | None = None) -> Path:
     return Path(base).expanduser() / "s2s"
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_of = file_sha256  # the name S2S code and tests use
 
 
 def known_sha256(digest: str, registry: dict[str, ModelFile] | None = None) -> bool:
