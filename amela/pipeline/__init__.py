@@ -98,6 +98,11 @@ def submit(pipeline_yaml: str, root: str, backend: str = "local", dry_run: bool 
     pp.root.mkdir(parents=True, exist_ok=True)
     with open(pipeline_yaml, "rb") as fh:  # the copy every later command (status, prepare jobs, reruns) reads
         write_bytes_atomic(pp.spec, fh.read())
+    from .steps import drop_old, step_complete
+
+    for d in decisions:  # a rerun that completed on SLURM: its previous directory is no longer needed
+        if d.action == SKIP and step_complete(pp.step(d.step.name)):
+            drop_old(pp, d.step.name)
     if backend == "local":
         from ..runner import locked
         from .local import run

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shlex
 
 logger = logging.getLogger("amela.pipeline")
 EXIT_OK, EXIT_INCOMPLETE = 0, 1
@@ -115,11 +113,4 @@ def cmd_prepare_step(args) -> int:
     return EXIT_OK
 
 
-def rerun_command(root: str, backend: str) -> str:
-    parts = ["amela", "pipeline", "run", os.path.join(root, "pipeline.yaml"), "-o", root]
-    if backend != "local":
-        parts += ["--backend", backend]
-    return shlex.join(parts)
-
-
-__all__ = ["register", "rerun_command"]
+__all__ = ["register"]

@@ -41,6 +41,14 @@ def _utc(t: float | None) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t else "–"
 
 
+def _filtered(data: RunData) -> int:
+    """Records a pipeline step's filter dropped before this run (ROOT/<step>/step.json); 0 for a plain run."""
+    from ..manifest import loads
+
+    path = data.paths.step_record
+    return ((loads(path.read_bytes()).get("filter") or {}).get("dropped", 0)) if path.exists() else 0
+
+
 def overview(data: RunData, records_seen: int) -> str:
     st, plan = data.stats, data.plan
     ok = st["ok"] if st else sum(s.ok for s in data.shards)
@@ -56,7 +64,7 @@ def overview(data: RunData, records_seen: int) -> str:
                                                                                         "unfinished): figures so far")
     counts = [("state", state), ("items in input", plan["items"]), ("ok", ok), ("failed", failed),
               ("rejected (invalid input lines)", plan.get("rejected", 0)),
-              ("filtered", st.get("filtered", 0) if st else 0),
+              ("filtered (by the pipeline step's where:)", _filtered(data)),
               ("not yet processed", plan["items"] - ok - failed)]
     times = [("audio in input", duration(plan.get("audio_seconds"))),
              ("audio processed (ok items)", duration(audio_s) if audio_s is not None else "–"),
