@@ -16,11 +16,12 @@ pytestmark = pytest.mark.slurm
 
 @pytest.mark.slow
 def test_timed_out_task_is_split_in_two_and_both_halves_finish(slurm_cluster, tmp_path):
-    corpus = make_echo_corpus(tmp_path / "m.jsonl", 8)
+    n = 10  # SLURM enforces a limit up to a minute late, so 5-8 of them may finish; at least 2 are left to split
+    corpus = make_echo_corpus(tmp_path / "m.jsonl", n)
     local = tmp_path / "local"
     amela(slurm_cluster, "run", ECHO, corpus, "-o", local, "--workers", 0)
     run = tmp_path / "run"
-    # 8 items x 12 s in one task with a 1-minute limit and no USR1/requeue (--signal-delay-s 0): SLURM times it out.
+    # 10 items x 12 s in one task with a 1-minute limit and no USR1/requeue (--signal-delay-s 0): SLURM times it out.
     opts = ["--workers", 0, "--sleep-s", 12, "--batch-size", 1]
     out = amela(slurm_cluster, "run", ECHO, corpus, "-o", run, *opts, "--backend", "sbatch", "--time", "1",
                 "--signal-delay-s", 0).stdout
@@ -28,13 +29,13 @@ def test_timed_out_task_is_split_in_two_and_both_halves_finish(slurm_cluster, tm
     assert slurm_cluster.wait_for_job(job, timeout_s=180) == {f"{job}_0": "TIMEOUT"}
     assert slurm_cluster.wait_for_job(merge, timeout_s=60) == {merge: "CANCELLED"}
     done_before = len(read_lines(run / "shards" / "00000" / "output.partial"))
-    assert 2 <= done_before <= 6, done_before
+    assert 2 <= done_before <= n - 2, done_before
 
     status = amela(slurm_cluster, "status", run, "--resubmit", check=1).stdout
     assert re.search(r"timed-out\s+1\s+\[0\]", status), status
     assert "shard 0: TIMEOUT -> split: shard 0 keeps half of what is left, new shard 1 the other half" in status
     plan = json.loads((run / "plan.json").read_text())
-    assert plan["num_shards"] == 2 and plan["shard_items"][0] + plan["shard_items"][1] == 8
+    assert plan["num_shards"] == 2 and plan["shard_items"][0] + plan["shard_items"][1] == n
     history = [json.loads(line) for line in read_lines(run / "resubmissions.jsonl")]
     assert [(e["shard"], e["attempt"], e["cause"], e["action"]) for e in history] == [
         (0, 1, "TIMEOUT", "split"), (1, 1, "TIMEOUT", "split")]
@@ -50,7 +51,7 @@ def test_timed_out_task_is_split_in_two_and_both_halves_finish(slurm_cluster, tm
 
     assert read_lines(run / "echo.jsonl") == read_lines(local / "echo.jsonl")  # input order, each record once
     stats = json.loads((run / "stats.json").read_text())
-    assert stats["ok"] == 8 and stats["shards"] == 2 and stats["complete"]
+    assert stats["ok"] == n and stats["shards"] == 2 and stats["complete"]
     # Shard 0 resumed past what it had written before the time limit; shard 1 started with the moved records.
     log = (run / "logs" / f"echo_{new_job}_0.out").read_text()
     assert f"resuming, {done_before} of {plan['shard_items'][0]} items already done" in log, log
