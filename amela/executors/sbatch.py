@@ -274,7 +274,7 @@ def launch(paths, spec, args) -> int:
     """Submit the pending shards of a prepared run; returns the CLI's exit code."""
     from ..manifest import executable_mode, write_bytes_atomic
     from ..runner import load_plan, run_status
-    from . import slurm, slurm_status
+    from . import slurm
 
     opts = slurm_options(args)
     job = batch_job(paths, spec, opts, getattr(args, "setup_cmd", ()), getattr(args, "sbatch_arg", ()))
@@ -283,11 +283,7 @@ def launch(paths, spec, args) -> int:
     plan = load_plan(paths)
     status = run_status(paths)
     # Not submitted twice: shards a queued/running SLURM task will do, or a live process holds (its lock).
-    busy = slurm_status.active_shards(paths) | set(status.indices("running"))
-    todo = [i for i in status.indices("failed", "missing") if i not in busy]
-    busy -= set(status.indices("done"))
-    if busy:
-        print(f"already queued or running, not submitted again: {array_spec(sorted(busy), None)}")
+    busy, todo = _pending(paths, status)
     script_dir = slurm.scripts_dir(paths)
     array_path, merge_path = script_dir / f"{job.stage}.sbatch", script_dir / "merge.sbatch"
     write_bytes_atomic(array_path, render_array_script(job).encode())
@@ -383,20 +379,28 @@ def after_job(after: str) -> str | None:
     return merges[-1].job_id
 
 
+def _pending(paths, status) -> tuple[set[int], list[int]]:
+    """(shards a queued/running SLURM task or a live process holds, shards to submit): never submitted twice."""
+    from . import slurm_status
+
+    busy = slurm_status.active_shards(paths) | set(status.indices("running"))
+    todo = [i for i in status.indices("failed", "missing") if i not in busy]
+    busy -= set(status.indices("done"))
+    if busy:
+        print(f"already queued or running, not submitted again: {array_spec(sorted(busy), None)}")
+    return busy, todo
+
+
 def _dry_run(paths, spec, opts: SlurmOptions, job: BatchJob) -> int:
     """Print what a submission would do; write nothing (no run directory, no scripts, no job record)."""
     from ..errors import ManifestError
     from ..runner import load_plan, run_status
     from ..runner.plan import input_kind, read_input
-    from . import slurm, slurm_status
+    from . import slurm
 
     if paths.plan.exists():
         status = run_status(paths)
-        busy = slurm_status.active_shards(paths) | set(status.indices("running"))
-        todo = [i for i in status.indices("failed", "missing") if i not in busy]
-        busy -= set(status.indices("done"))
-        if busy:
-            print(f"already queued or running, not submitted again: {array_spec(sorted(busy), None)}")
+        _, todo = _pending(paths, status)
         print(f"# {paths.root} is prepared ({load_plan(paths)['num_shards']} shard(s)); would submit: "
               f"{array_spec(todo, None) or 'nothing'}")
     else:
