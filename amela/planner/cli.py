@@ -158,7 +158,7 @@ def format_report(r: dict, sizing, m, limits, targets, pstats: dict) -> str:
         + (f"; {r['invalid_lines']} invalid line(s) left out" if r["invalid_lines"] else ""),
         (f"partition {limits.partition}: longest task {fmt_time(limits.max_time_s) if limits.max_time_s else 'unlimited'}"
          f" ({limits.time_source}), MaxArraySize {limits.max_array_size}") if limits.partition else
-        "no SLURM here (no scontrol): partition limits not checked; give --partition and plan on the login node",
+        f"{limits.unchecked}: partition limits not checked; give --partition and plan on the login node",
         "",
         f"compute:  {sizing.compute_h:,.3f} task hours = {sizing.shards} x {m.startup_s:.1f} s start-up + "
         f"{r['audio_seconds'] / m.task_rate:,.0f} s of work"

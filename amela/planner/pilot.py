@@ -203,15 +203,24 @@ def partition_limits(partition: str | None) -> Limits:
     if not slurm.have("scontrol"):
         return Limits(partition)
     proc = slurm.run_command(["scontrol", "show", "partition", "-o"], timeout_s=30)
+    if proc.returncode != 0:
+        why = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}").splitlines()[0]
+        if partition:
+            raise ConfigError(f"--partition {partition}: scontrol could not read the partitions ({why}); "
+                              "plan on the cluster's login node")
+        # SLURM's clients are installed but no controller answers (a workstation, a container): plan without limits
+        return Limits(None, unchecked=f"scontrol could not reach a SLURM controller ({why})")
     parts = {}
     for line in proc.stdout.splitlines():
         fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
         if "PartitionName" in fields:
             parts[fields["PartitionName"]] = fields
     name = partition or next((n for n, f in parts.items() if f.get("Default") == "YES"), None)
+    if partition and name not in parts:
+        raise ConfigError(f"partition {partition!r} not found; this cluster has: {', '.join(sorted(parts)) or 'none'}")
     if name not in parts:
-        raise ConfigError(f"partition {partition!r} not found; this cluster has: {', '.join(sorted(parts)) or 'none'}"
-                          if partition else "this cluster has no default partition: give --partition")
+        return Limits(None, unchecked="this cluster has no default partition; give --partition "
+                                      f"({', '.join(sorted(parts)) or 'none'})")
     max_time = parts[name].get("MaxTime", "UNLIMITED")
     max_time_s = None if max_time in ("UNLIMITED", "INFINITE", "NONE") else time_seconds(max_time)
     return Limits(name, max_time_s, slurm.max_array_size())

@@ -59,6 +59,7 @@ class Limits:
     max_time_s: int | None = None
     max_array_size: int = 1001
     time_source: str = "the partition's MaxTime"  # or the user's --time, when it is lower
+    unchecked: str = "no SLURM here (no scontrol)"  # why no partition was read, when partition is None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,9 +21,9 @@ def make_corpus(path: Path, n: int) -> Path:
     return path
 
 
-def amela(*args, check: int | None = 0) -> subprocess.CompletedProcess:
+def amela(*args, check: int | None = 0, env: dict | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "amela", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
     if check is not None:
         assert proc.returncode == check, f"{args}\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -73,3 +75,22 @@ def test_over_budget_is_said_and_exits_1(tmp_path):
     assert sizing["sizing"]["fits_budget"] is False and sizing["pilot"]["items"] == 3
     # the pilot is an ordinary run directory: merged, with its outputs
     assert len((tmp_path / "run-pilot" / "paced.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.skipif(not shutil.which("scontrol"), reason="SLURM's clients are not installed")
+def test_plan_without_a_reachable_controller_plans_without_limits(tmp_path):
+    # SLURM's clients installed, its controller down (a workstation, CI): the local pilot runs and the plan says why
+    # it checked no partition limits, instead of refusing with "no default partition"
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=dead\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=9\n"
+                    "NodeName=localhost CPUs=1 State=UNKNOWN\nPartitionName=p Nodes=localhost Default=YES\n")
+    corpus = make_corpus(tmp_path / "m.jsonl", 4)
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    proc = amela("plan", PACED, corpus, "-o", tmp_path / "run", "--workers", 0, "--setup-s", 0,
+                 "--sleep-per-audio-s", 0.01, "--pilot-items", 2, env=env)
+    assert "could not reach a SLURM controller" in proc.stdout and "partition limits not checked" in proc.stdout
+    assert "--partition" not in json.loads((tmp_path / "run-pilot" / "sizing.json").read_text())["command"]
+    # a partition named by the user cannot be checked either: that is said, not guessed
+    proc = amela("plan", PACED, corpus, "-o", tmp_path / "run2", "--partition", "gpu", "--setup-s", 0, check=2,
+                 env=env)
+    assert "--partition gpu: scontrol could not read the partitions" in proc.stderr and "Traceback" not in proc.stderr
