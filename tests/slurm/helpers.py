@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "amela" / "data" / "samples"
-ECHO = "tests.core.stages:EchoStage"
+ECHO = "tests.support.stages:EchoStage"
 FAULTY = "tests.slurm.stages:FaultyEchoStage"
 
 
