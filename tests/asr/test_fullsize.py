@@ -10,7 +10,7 @@ import pytest
 from amela.asr import models
 from amela.asr.config import AsrConfig
 from amela.asr.stage import AsrStage
-from tests.fullsize import built, hub_cache
+from tests.support.fullsize import built, hub_cache
 
 from .conftest import noise, write_wav
 

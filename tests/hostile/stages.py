@@ -7,7 +7,7 @@ import signal
 from dataclasses import dataclass
 
 from amela.config import option
-from tests.core.stages import EchoConfig, EchoStage
+from tests.support.stages import EchoConfig, EchoStage
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.core.helpers import STAGE, make_manifest
+from tests.support.helpers import STAGE, make_manifest
 
 from .helpers import amela
 

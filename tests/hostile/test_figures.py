@@ -1,7 +1,7 @@
 """Points 6 and 10: figures come from the audio; failures are summarised, not flooded."""
 import json
 
-from tests.core.helpers import STAGE, make_manifest
+from tests.support.helpers import STAGE, make_manifest
 
 from .helpers import amela, write_wav
 

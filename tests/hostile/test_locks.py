@@ -11,7 +11,7 @@ import pytest
 
 from amela import cli, locks
 from amela.errors import RunLockedError
-from tests.core.helpers import STAGE, make_manifest, read_jsonl
+from tests.support.helpers import STAGE, make_manifest, read_jsonl
 
 REAL_FLOCK = fcntl.flock
 

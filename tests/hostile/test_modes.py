@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from amela.manifest import write_bytes_atomic, write_jsonl_atomic
-from tests.core.helpers import STAGE, make_manifest
+from tests.support.helpers import STAGE, make_manifest
 
 
 @pytest.mark.parametrize("umask", [0o002, 0o027])

@@ -3,7 +3,7 @@ import json
 import os
 import shutil
 
-from tests.core.helpers import STAGE, make_manifest, read_jsonl
+from tests.support.helpers import STAGE, make_manifest, read_jsonl
 
 from .helpers import FILE_STAGE, amela, write_wav
 

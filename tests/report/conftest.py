@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.core.helpers import STAGE, amela
+from tests.support.helpers import STAGE, amela
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "amela" / "data" / "samples"

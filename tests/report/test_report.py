@@ -76,7 +76,7 @@ def test_vad_section_strips_and_split_points(vad_run):
 
 
 def test_report_command_writes_elsewhere_and_can_skip_audio(echo_run, tmp_path):
-    from tests.core.helpers import amela
+    from tests.support.helpers import amela
 
     run, _ = echo_run
     out = tmp_path / "r.html"
@@ -87,7 +87,7 @@ def test_report_command_writes_elsewhere_and_can_skip_audio(echo_run, tmp_path):
 
 
 def test_not_a_run_directory_is_a_clear_error(tmp_path):
-    from tests.core.helpers import amela
+    from tests.support.helpers import amela
 
     proc = amela("report", tmp_path, check=2)
     assert "not a run directory" in proc.stderr and "Traceback" not in proc.stderr
@@ -96,7 +96,7 @@ def test_not_a_run_directory_is_a_clear_error(tmp_path):
 def test_report_can_be_switched_off(tmp_path):
     import os
 
-    from tests.core.helpers import amela, make_manifest
+    from tests.support.helpers import amela, make_manifest
 
     from .conftest import STAGE
 
@@ -115,7 +115,7 @@ def test_killed_runner_shows_a_killed_attempt_and_a_failed_shard(tmp_path):
     import sys
     import time
 
-    from tests.core.helpers import amela, make_manifest
+    from tests.support.helpers import amela, make_manifest
 
     from .conftest import STAGE
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from tests.core.helpers import STAGE, amela, make_manifest
+from tests.support.helpers import STAGE, amela, make_manifest
 
 
 def test_interrupted_run_shows_throughput_and_eta(echo_run):

@@ -10,7 +10,7 @@ from amela.config import from_dict
 from amela.s2s.config import S2SConfig
 from amela.s2s.stage import S2SStage
 from amela.stage import FileSink
-from tests.fullsize import built
+from tests.support.fullsize import built
 
 from .conftest import _tone
 

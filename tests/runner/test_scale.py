@@ -18,8 +18,7 @@ from amela.manifest_scan import ManifestScan
 from amela.paths import RunPaths
 from amela.runner import RunOptions, RunSpec, load_spec, merge, prepare
 from amela.runner.plan import split
-
-from .helpers import STAGE, amela, make_manifest, read_jsonl
+from tests.support.helpers import STAGE, amela, make_manifest, read_jsonl
 
 PREPARE_RSS = textwrap.dedent("""
     import json, resource, sys
@@ -32,8 +31,8 @@ PREPARE_RSS = textwrap.dedent("""
             fh.write(json.dumps({"audio_filepath": f"/corpus/spk{i % 97}/rec{i // 20:07d}.flac", "offset": i % 20 * 5.0,
                                  "duration": 1.0 + i % 13 * 0.5, "text": "some words of a transcript"}) + "\\n")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    stage = load_stage("tests.core.stages:EchoStage")
-    plan = prepare(RunPaths(run), RunSpec("tests.core.stages:EchoStage", manifest,
+    stage = load_stage("tests.support.stages:EchoStage")
+    plan = prepare(RunPaths(run), RunSpec("tests.support.stages:EchoStage", manifest,
                                           RunOptions(shards=16, strategy=strategy), stage.config_cls()))
     print(json.dumps({"items": plan["items"], "before_kb": before,
                       "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
@@ -101,7 +100,7 @@ def test_duplicates_match_exact_comparison_even_when_hashes_collide(tmp_path, mo
 
 
 def load_spec_cls():
-    from tests.core.stages import EchoConfig
+    from tests.support.stages import EchoConfig
 
     return EchoConfig()
 

@@ -13,7 +13,7 @@ from amela.executors.slurm_repair import cause_of, decide, mem_mb, parse_sacct
 from amela.paths import RunPaths
 from amela.runner import load_plan
 from amela.runner.split import finish_pending, split_shard
-from tests.core.helpers import STAGE, amela, make_manifest, read_jsonl
+from tests.support.helpers import STAGE, amela, make_manifest, read_jsonl
 
 
 def _lines(path):

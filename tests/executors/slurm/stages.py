@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 
 from amela.config import option
-from tests.core.stages import EchoConfig, EchoStage
+from tests.support.stages import EchoConfig, EchoStage
 
 
 @dataclass(frozen=True)

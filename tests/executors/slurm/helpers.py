@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "amela" / "data" / "samples"
-ECHO = "tests.core.stages:EchoStage"
-FAULTY = "tests.slurm.stages:FaultyEchoStage"
+ECHO = "tests.support.stages:EchoStage"
+FAULTY = "tests.executors.slurm.stages:FaultyEchoStage"
 
 
 def job_env(cluster, **extra) -> dict:

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-STAGE = "tests.core.stages:EchoStage"
+STAGE = "tests.support.stages:EchoStage"
 
 
 def make_manifest(path, n, prefix="/data/a"):

@@ -1,7 +1,7 @@
 """`amela status RUN_DIR --resubmit` on the real cluster: a task that ran out of time has its shard split in two and
 both halves finish (output identical to a local run, in order, nothing twice); a task that keeps failing is
 resubmitted at most --max-attempts times; an item that kills its worker stays a failure and is never retried.
-OUT_OF_MEMORY cannot happen here (no memory enforcement without cgroups): tests/slurm/test_repair_logic.py."""
+OUT_OF_MEMORY cannot happen here (no memory enforcement without cgroups): tests/executors/slurm/test_repair_logic.py."""
 from __future__ import annotations
 
 import json

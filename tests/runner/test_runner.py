@@ -5,8 +5,7 @@ import os
 import pytest
 
 from amela.runner.plan import split
-
-from .helpers import STAGE, amela, make_manifest, read_jsonl
+from tests.support.helpers import STAGE, amela, make_manifest, read_jsonl
 
 
 def expected(manifest):
@@ -167,7 +166,7 @@ def test_help_does_not_import_heavy_libraries():
     import subprocess
     import sys
 
-    code = ("import sys; from amela.cli import build_parser; build_parser('tests.core.stages:EchoStage'); "
+    code = ("import sys; from amela.cli import build_parser; build_parser('tests.support.stages:EchoStage'); "
             "heavy = [m for m in ('torch', 'nemo', 'fairseq', 'ten_vad', 'soundfile') if m in sys.modules]; "
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .helpers import STAGE, amela, make_manifest
+from tests.support.helpers import STAGE, amela, make_manifest
 
 N = 40
 

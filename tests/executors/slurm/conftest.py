@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCRIPTS = REPO / "scripts" / "slurm-local"
 STATE_DIR = Path(os.environ.get("AMELA_SLURM_DIR", "/var/lib/amela-slurm"))
 CONF_FILE = Path(os.environ.get("AMELA_SLURM_CONF_DIR", "/etc/slurm")) / "slurm.conf"

@@ -4,10 +4,9 @@ import pytest
 from amela.executors.pool import StageSetupError, make_pool
 from amela.executors.worker import Failure, WorkerSpec, process_isolated
 from amela.stage import Output
+from tests.support.stages import EchoConfig, EchoStage
 
-from .stages import EchoConfig, EchoStage
-
-STAGE = "tests.core.stages:EchoStage"
+STAGE = "tests.support.stages:EchoStage"
 
 
 def records(n):

@@ -92,7 +92,7 @@ def test_pipeline_from_python_with_submitit(slurm_cluster, tmp_path, monkeypatch
     yaml.write_text(json.dumps({"slurm": {"cpus_per_task": 1}, "steps": [
         {"name": "vad", "stage": "vad", "input": str(SAMPLES), "shards": 2, "workers": 1,
          "options": {"segments": True}},
-        {"name": "echo", "stage": "tests.core.stages:EchoStage", "input": "vad.segments", "shards": 2,
+        {"name": "echo", "stage": "tests.support.stages:EchoStage", "input": "vad.segments", "shards": 2,
          "workers": 0, "where": "duration >= 1.0"},
     ]}))
     local = tmp_path / "local"

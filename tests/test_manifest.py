@@ -99,7 +99,7 @@ def test_scan_directory_without_audio_fails(tmp_path):
 def test_shipped_examples_match_the_docs():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2] / "manifests"
+    root = Path(__file__).resolve().parents[1] / "manifests"
     records, problems = read_manifest(root / "example.jsonl")
     assert len(records) == 3 and not problems
     records, problems = read_manifest(root / "invalid-example.jsonl")
