@@ -19,6 +19,7 @@ THREAD_ENV_VARS = (
     "NUMEXPR_NUM_THREADS",
 )
 LOG_LEVEL_ENV = "AMELA_LOG_LEVEL"
+CACHE_ENV = "AMELA_CACHE"  # the model cache of every stage with models (each keeps its own subfolder)
 logger = logging.getLogger("amela")
 
 

@@ -1,6 +1,7 @@
 """AsrConfig: every option of the ASR stage (flags, YAML keys and config.yaml come from these fields)."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from ..config import option
@@ -31,7 +32,9 @@ class AsrConfig:
                   "of a max_seconds window")
     timestamps: bool = option(False, help="add `words`: [{word, start, end}] in seconds from the record's start")
     scores: bool = option(False, help="add `score` (the decoder's log-probability score, summed over pieces)")
-    channel_selector: str = option("average", help="multi-channel audio: 'average' or a 0-based channel index")
+    channel: int | None = option(None, help="use only this channel (0-based); unset: average all channels")
+    channel_selector: str | None = option(None, help="deprecated, use channel: 'average' is channel unset, an "
+                                                     "index N is channel N")
     language: str | None = option(None, help="AED models (Canary): source and target language, e.g. en")
     salm_prompt: str = option("Transcribe the following: {audio}",
                               help="SALM user prompt; {audio} marks where the audio goes")
@@ -53,14 +56,25 @@ class AsrConfig:
         if not 0.0 < self.cut_search_seconds < self.max_seconds:
             raise ConfigError(f"asr: cut_search_seconds must be > 0 and < max_seconds ({self.max_seconds}), "
                               f"got {self.cut_search_seconds}")
-        if self.channel_selector != "average" and not self.channel_selector.isdigit():
-            raise ConfigError(f"asr: channel_selector must be 'average' or a channel index, got {self.channel_selector!r}")
+        if self.channel is not None and self.channel < 0:
+            raise ConfigError(f"asr: channel is a 0-based index, got {self.channel}")
         if "{audio}" not in self.salm_prompt:
             raise ConfigError(f"asr: salm_prompt must contain {{audio}}, got {self.salm_prompt!r}")
         if self.max_new_tokens < 1 or self.load_threads < 1:
             raise ConfigError("asr: max_new_tokens and load_threads must be >= 1")
 
-    @property
-    def channel(self) -> int | None:
-        """The channel index, or None for averaging."""
-        return None if self.channel_selector == "average" else int(self.channel_selector)
+    def __post_init__(self):
+        """The deprecated channel_selector becomes channel (and is cleared, so config.yaml holds only channel)."""
+        if self.channel_selector is None:
+            return
+        sel = self.channel_selector
+        if sel != "average" and not sel.isdigit():
+            raise ConfigError(f"asr: channel_selector must be 'average' or a channel index, got {sel!r}")
+        channel = None if sel == "average" else int(sel)
+        if self.channel is not None and self.channel != channel:
+            raise ConfigError(f"asr: channel {self.channel} and the deprecated channel_selector {sel!r} disagree; "
+                              "give channel only")
+        logging.getLogger("amela").warning("asr: channel_selector is deprecated and will be removed; use %s",
+                                           "channel unset (average)" if channel is None else f"channel {channel}")
+        object.__setattr__(self, "channel", channel)
+        object.__setattr__(self, "channel_selector", None)

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError, StageUnavailableError
+from ..runtime import CACHE_ENV
 
-CACHE_ENV = "AMELA_CACHE"
 # Small files of an LLM repo that a SALM needs besides its own checkpoint (config + tokenizer, no weights).
 LLM_CONFIG_PATTERNS = ["*.json", "*.txt", "*.model", "*.tiktoken", "merges*", "vocab*", "tokenizer*"]
 

@@ -176,11 +176,11 @@ class AsrStage(Stage):
     # -- worker internals ------------------------------------------------------------------------------------------
     def _load(self, batch: list[dict], outcomes: list) -> list[Piece]:
         """Decode every record (in threads), cut long ones; a record that cannot be read gets its ItemError."""
-        from .audio import load_span
+        from ..audio import read_span
 
         t0 = time.time()
         rate, cfg = self.backend.sample_rate, self.config
-        futures = [self._pool.submit(load_span, r, rate, cfg.channel) for r in batch]
+        futures = [self._pool.submit(read_span, r, rate, cfg.channel) for r in batch]
         pieces: list[Piece] = []
         for pos, (record, fut) in enumerate(zip(batch, futures)):
             try:

@@ -5,8 +5,9 @@ same text through the stage as through a direct `model.transcribe()` call.
 """
 from __future__ import annotations
 
+from ..audio import SAMPLE_RATE  # the tiny models take what the shared reader gives by default
+
 LABELS = list(" abcdefghijklmnopqrstuvwxyz'")
-SAMPLE_RATE = 16000
 FEATURES = 16
 
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..audio import SAMPLE_RATE  # DNSMOS models take 16 kHz
+
 WINDOW_S = 9.01
 WINDOW = int(WINDOW_S * SAMPLE_RATE)  # 144160 samples
 REFERENCE_HOP_S = 1.0

@@ -11,7 +11,6 @@ import os
 
 from .html import e, section, short
 
-SAMPLE_RATE = 16000
 # libsndfile maps 0..1 to the bit rate, high = small: measured on speech at 16 kHz mono, 0.8 ~ 58 kbit/s,
 # 0.95 ~ 18, 0.96 ~ 16, 1.0 ~ 7 kbit/s. 16 kbit/s Opus is clear speech and 2 KB per second.
 OPUS_COMPRESSION = 0.96
@@ -21,20 +20,15 @@ SHOWN_KEYS = ("duration", "offset", "speech_ratio", "speech_segment_count", "tex
 
 
 def excerpt(path: str, offset_s: float, seconds: float) -> bytes:
-    """`seconds` of `path` from `offset_s` as Ogg Opus, 16 kHz mono."""
+    """`seconds` of `path` from `offset_s` as Ogg Opus, 16 kHz mono (read by amela/audio.py, like every stage)."""
     import numpy as np
     import soundfile as sf
 
-    with sf.SoundFile(path) as fh:
-        sr = fh.samplerate
-        fh.seek(min(int(offset_s * sr), fh.frames))
-        audio = fh.read(frames=int(seconds * sr), dtype="float32", always_2d=True).mean(axis=1)
-    if audio.size == 0:
-        raise ValueError(f"no samples at {offset_s:.2f} s")
-    if sr != SAMPLE_RATE:
-        import soxr
+    from ..audio import SAMPLE_RATE, read_span
 
-        audio = soxr.resample(audio, sr, SAMPLE_RATE).astype(np.float32)
+    if not seconds > 0:
+        raise ValueError(f"no samples at {offset_s:.2f} s")
+    audio = read_span({"audio_filepath": path, "offset": offset_s, "duration": seconds}, SAMPLE_RATE)
     buf = io.BytesIO()
     sf.write(buf, np.clip(audio, -1, 1), SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=OPUS_COMPRESSION)
     return buf.getvalue()

@@ -1,45 +1,10 @@
-"""Reading a manifest record's audio span as 16 kHz mono float32, and writing WAV bytes; errors name the file."""
+"""Writing S2S audio: WAV bytes, and where a record's output file goes (amela/audio.py reads the input)."""
 from __future__ import annotations
 
 import io
 import os
 
-from ..audio_checks import check_header, decoded_until_s
 from ..errors import ItemError
-
-
-def read_span(record: dict, sample_rate: int = 16000):
-    """The record's audio (its offset/duration span when it has an offset) as a float32 numpy array."""
-    import numpy as np
-    import soundfile as sf
-
-    path = record["audio_filepath"]
-    if record.get("header_error"):
-        raise ItemError(f"{path}: cannot read audio: {record['header_error']}")
-    check_header(path)
-    try:
-        with sf.SoundFile(path) as fh:
-            sr = fh.samplerate
-            start, frames = 0, -1
-            if "offset" in record:
-                start = int(round(float(record["offset"]) * sr))
-                frames = int(round(float(record["duration"]) * sr))
-                fh.seek(min(start, fh.frames))
-            audio = fh.read(frames=frames, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-        stop_s = decoded_until_s(path)
-        where = f" (decoding stopped at {stop_s:.3f} s: truncated or corrupt)" if stop_s else ""
-        raise ItemError(f"{path}: cannot read audio: {exc}{where}") from exc
-    audio = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
-    if audio.size == 0:
-        raise ItemError(f"{path}: no audio samples in the requested span (offset {record.get('offset', 0)})")
-    if not np.isfinite(audio).all():
-        raise ItemError(f"{path}: audio contains NaN or infinite samples")
-    if sr != sample_rate:
-        import soxr
-
-        audio = soxr.resample(audio, sr, sample_rate).astype(np.float32)
-    return audio
 
 
 def wav_bytes(audio, sample_rate: int) -> bytes:

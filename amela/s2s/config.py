@@ -31,6 +31,7 @@ class S2SConfig:
     frame_units: bool = option(False, help="encode: also write the raw frame-level unit sequence (frame_units)")
     units_format: str = option("none", help="encode: also write one file of frame-level units per record",
                                choices=UNIT_FILE_FORMATS)
+    channel: int | None = option(None, help="use only this channel (0-based); unset: average all channels")
     chunk_seconds: float = option(100.0, help="long audio is encoded in chunks of this length and the units "
                                   "stitched (as textlesslib did)")
     batch_seconds: float | None = option(None, help="audio seconds per forward pass, padding included (default: on "
@@ -44,6 +45,8 @@ class S2SConfig:
                            "(dnsmos_*, source_dnsmos_*, dnsmos_*_delta; s2s_quality.csv/.png; see docs/quality.md)")
 
     def check(self) -> None:
+        if self.channel is not None and self.channel < 0:
+            raise ConfigError(f"channel is a 0-based index, got {self.channel}")
         if self.layer < 1:
             raise ConfigError(f"layer must be >= 1 (1-based), got {self.layer}")
         if not self.chunk_seconds >= 1.0:

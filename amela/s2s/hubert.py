@@ -11,6 +11,7 @@ import logging
 import pickle
 import zipfile
 
+from ..audio import SAMPLE_RATE
 from .compat import (
     coerce_declared_ints,
     fairseq_safe_globals,
@@ -75,7 +76,7 @@ def load_hubert(path: str):
 class HubertReader:
     """Features of layer `layer` (1-based, as textlesslib counts) for lists of 16 kHz waveforms."""
 
-    sample_rate = 16000
+    sample_rate = SAMPLE_RATE
 
     def __init__(self, model, task_cfg, layer: int, device: str = "cpu", fp16: bool = False):
         import torch

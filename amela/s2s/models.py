@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..hashing import file_sha256
+from ..runtime import CACHE_ENV
 
-CACHE_ENV = "AMELA_CACHE"
 _FB = "https://dl.fbaipublicfiles.com"
 
 

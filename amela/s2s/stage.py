@@ -9,14 +9,14 @@ import logging
 import os
 import time
 
+from ..audio import SAMPLE_RATE, read_span
 from ..errors import ConfigError, ItemError
 from ..stage import Resources, Stage
-from .audio import mirror_path, read_span, wav_bytes
+from .audio import mirror_path, wav_bytes
 from .budget import budget_from_free_bytes, planning_budget
 from .config import S2SConfig
 
 logger = logging.getLogger("amela.s2s")
-SAMPLE_RATE = 16000
 SYNTH_BATCH_ITEMS = 16
 MIN_FILL = 0.8  # a chunk joins a sub-batch only if it is at least this fraction of the longest
 
@@ -239,7 +239,7 @@ class S2SStage(Stage):
         chunk = int(self.config.chunk_seconds * SAMPLE_RATE)
         for pos, record in enumerate(batch):
             try:
-                audio = read_span(record, SAMPLE_RATE)
+                audio = read_span(record, SAMPLE_RATE, self.config.channel)
             except ItemError as exc:
                 results[pos] = exc
                 continue

@@ -5,6 +5,8 @@ import argparse
 import os
 import sys
 
+from ..audio import SAMPLE_RATE
+
 RESEGMENT_HELP = """\
 Rebuild vad.jsonl, vad_stats.csv, split points, vad_segments.jsonl / vad_packed.jsonl and the report from the
 probabilities an earlier run stored (--save-probs), without audio or model: minutes for a corpus the model took hours
@@ -109,7 +111,7 @@ def cmd_probs(args) -> int:
         raise ConfigError(f"{args.audio}: {len(found)} spans in this run (offsets {offsets}); pick one with --offset")
     sp, entry = found[0]
     probs = decode(read(sp.blob(PROBS), entry), entry["dtype"])
-    frame_s = entry["hop_size"] / 16000
+    frame_s = entry["hop_size"] / SAMPLE_RATE
     times = entry["offset_s"] + np.arange(len(probs)) * frame_s
     if args.output:
         _export(args.output, times, probs, entry)
@@ -140,7 +142,7 @@ def _export(path: str, times, probs, entry: dict) -> None:
         write_bytes_atomic(path, buf.getvalue())
     elif path.endswith(".json"):
         write_bytes_atomic(path, dumps({"audio_filepath": entry["audio_filepath"], "offset_s": entry["offset_s"],
-                                        "frame_s": entry["hop_size"] / 16000, "dtype": entry["dtype"],
+                                        "frame_s": entry["hop_size"] / SAMPLE_RATE, "dtype": entry["dtype"],
                                         "probabilities": [round(p, 4) for p in probs.tolist()]}))
     elif path.endswith(".csv"):
         lines = ["start_s,probability"] + [f"{t:.3f},{p:.4f}" for t, p in zip(times.tolist(), probs.tolist())]

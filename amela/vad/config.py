@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..audio import SAMPLE_RATE  # TEN-VAD's only rate: every input is resampled to it
 from ..config import option
 from ..errors import ConfigError
 
-SAMPLE_RATE = 16000  # TEN-VAD's only rate: every input is resampled to it
 SAVE_PROBS_DTYPES = (None, "uint8", "float16", "float32")
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
+
 BYTES_PER_FRAME = {"uint8": 1, "float16": 2, "float32": 4}
 
 
@@ -33,4 +35,4 @@ def decode(data: bytes, dtype: str) -> np.ndarray:
 
 
 def storage_bytes_per_hour(dtype: str, hop_size: int = 256) -> float:
-    return 3600 * 16000 / hop_size * BYTES_PER_FRAME[dtype]
+    return 3600 * SAMPLE_RATE / hop_size * BYTES_PER_FRAME[dtype]

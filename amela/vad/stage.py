@@ -89,7 +89,7 @@ class VadStage(Stage):
         return results
 
     def process_one(self, record: dict):
-        from .audio import open_span
+        from ..audio import open_span
 
         cfg = self.config
         path = record["audio_filepath"]
@@ -137,13 +137,13 @@ class VadStage(Stage):
 
     def _detect(self, fh, span, path: str):
         """Decode block by block into a fresh native handle; returns (probabilities, flags, seconds decoding)."""
-        from .audio import iter_blocks
+        from ..audio import iter_blocks
 
         crash = os.environ.get(CRASH_ENV)
         self.vad.start()
         decode_s = 0.0
         try:
-            blocks = iter_blocks(fh, span, self.config.channel)
+            blocks = iter_blocks(fh, span, dtype="int16")
             while True:
                 t = time.perf_counter()
                 block = next(blocks, None)

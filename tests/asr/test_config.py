@@ -38,3 +38,14 @@ def test_bad_options_fail_loudly(options, message):
 def test_channel_selector_parses_an_index():
     assert from_dict(AsrConfig, {"model": "m.nemo", "channel_selector": "1"}).channel == 1
     assert from_dict(AsrConfig, {"model": "m.nemo"}).channel is None
+
+
+def test_channel_selector_is_a_deprecated_alias_of_channel(caplog):
+    with caplog.at_level("WARNING", logger="amela"):
+        cfg = from_dict(AsrConfig, {"model": "m.nemo", "channel_selector": "1"})
+    assert "channel_selector is deprecated" in caplog.text and "use channel 1" in caplog.text
+    assert (cfg.channel, cfg.channel_selector) == (1, None)  # config.yaml then holds only channel
+    assert from_dict(AsrConfig, {"model": "m.nemo", "channel_selector": "average"}).channel is None
+    assert from_dict(AsrConfig, {"model": "m.nemo", "channel": 2, "channel_selector": "2"}).channel == 2
+    with pytest.raises(ConfigError, match="disagree"):
+        from_dict(AsrConfig, {"model": "m.nemo", "channel": 0, "channel_selector": "1"})

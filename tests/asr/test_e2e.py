@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from amela.asr.audio import load_span
+from amela.audio import read_span
 from amela.cli import main
 
 from .conftest import RATE, direct, noise, write_wav
@@ -41,7 +41,7 @@ def test_run_asr_keeps_order_isolates_bad_files_and_refuses_references(tmp_path,
     good = [r for r in records if "gone" not in r["audio_filepath"] and "empty" not in r["audio_filepath"]]
     assert [r["audio_filepath"] for r in out] == [r["audio_filepath"] for r in good]
     assert [r["text"] for r in out] == [r["text"] for r in good]  # references kept
-    assert [r["pred_text"] for r in out] == direct(ctc_model, [load_span(r, RATE) for r in good])
+    assert [r["pred_text"] for r in out] == direct(ctc_model, [read_span(r, RATE) for r in good])
     failures = read_jsonl(run / "failures.jsonl")
     assert sorted(f["audio_filepath"] for f in failures) == sorted([str(empty), str(tmp_path / "gone.wav")])
     assert all(f["audio_filepath"] in f["message"] for f in failures)
@@ -82,4 +82,4 @@ def test_interrupted_run_resumes_to_every_record_once(tmp_path, tiny_models, ctc
     assert f"resuming, {done_before} of {len(records)} items already done" in again.stderr
     out = read_jsonl(run / "asr.jsonl")
     assert [r["audio_filepath"] for r in out] == [r["audio_filepath"] for r in records]
-    assert [r["text"] for r in out] == direct(ctc_model, [load_span(r, RATE) for r in records])
+    assert [r["text"] for r in out] == direct(ctc_model, [read_span(r, RATE) for r in records])

@@ -1,9 +1,9 @@
 """SALM (speechlm2) through the stage, with a tiny SALM built offline (random weights, BPE tokenizer trained here)."""
 import pytest
 
-from amela.asr.audio import load_span
 from amela.asr.config import AsrConfig
 from amela.asr.stage import AsrStage
+from amela.audio import read_span
 
 from .conftest import RATE, noise, write_wav
 
@@ -28,9 +28,9 @@ def test_salm_transcribes_through_generate_in_order_and_cuts_long_audio(salm_dir
     for positions in stage.batches(records):
         for p, o in zip(positions, stage.process([records[p] for p in positions])):
             results[p] = o
-    alone = [stage.backend.transcribe([load_span(r, RATE)])[0].text for r in records[:4]]
+    alone = [stage.backend.transcribe([read_span(r, RATE)])[0].text for r in records[:4]]
     assert [r["text"] for r in results[:4]] == alone
-    long = load_span(records[4], RATE)
+    long = read_span(records[4], RATE)
     pieces = [long[: 15 * RATE], long[15 * RATE: 30 * RATE], long[30 * RATE:]]
     assert results[4]["asr_pieces"] == 3
     assert results[4]["text"] == " ".join(t for t in (stage.backend.transcribe([p])[0].text for p in pieces) if t)

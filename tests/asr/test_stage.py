@@ -7,9 +7,9 @@ import soundfile as sf
 import torch
 
 from amela.asr import chunking
-from amela.asr.audio import load_span
 from amela.asr.config import AsrConfig
 from amela.asr.stage import AsrStage
+from amela.audio import read_span
 from amela.errors import ItemError
 
 from .conftest import RATE, direct, noise, write_wav
@@ -39,7 +39,7 @@ def test_every_record_in_input_order_with_nemos_own_transcript(ctc_stage, ctc_mo
     records = list(corpus)
     random.Random(1).shuffle(records)
     results = run_like_the_runner(ctc_stage, records)
-    want = direct(ctc_model, [load_span(r, RATE) for r in records])
+    want = direct(ctc_model, [read_span(r, RATE) for r in records])
     assert [r["audio_filepath"] for r in results] == [r["audio_filepath"] for r in records]
     assert [r["text"] for r in results] == want
     assert all(res["speaker"] == rec["speaker"] and res["duration"] == rec["duration"]
@@ -58,10 +58,10 @@ def test_missing_and_empty_files_fail_alone(ctc_stage, ctc_model, corpus, tmp_pa
     assert len(outcomes) == len(records)
     errors = {i: o for i, o in enumerate(outcomes) if isinstance(o, Exception)}
     assert sorted(errors) == [3, 7]
-    assert "missing.wav: does not exist" in str(errors[3]) and "empty.wav" in str(errors[7])
+    assert "missing.wav: file not found" in str(errors[3]) and "empty.wav" in str(errors[7])
     good = [r for i, r in enumerate(records) if i not in errors]
     assert [o["text"] for i, o in enumerate(outcomes) if i not in errors] == direct(
-        ctc_model, [load_span(r, RATE) for r in good])
+        ctc_model, [read_span(r, RATE) for r in good])
 
 
 def test_long_record_is_cut_at_vad_split_points_and_reassembled(tiny_models, ctc_model, tmp_path):
@@ -115,7 +115,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_budget_that_worked(tiny_mo
     stage.backend = OomBackend(stage.backend, limit_s=10.0)
     records = list(corpus)
     results = run_like_the_runner(stage, records)
-    assert [r["text"] for r in results] == direct(ctc_model, [load_span(r, RATE) for r in records])
+    assert [r["text"] for r in results] == direct(ctc_model, [read_span(r, RATE) for r in records])
     stats = stage.stats()
     assert stats["oom_halvings"] >= 1
     assert stats["batch_seconds_budget_min"] <= 30.0  # halved at least once from 60
@@ -129,7 +129,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_budget_that_worked(tiny_mo
 
 def test_a_piece_that_breaks_the_model_fails_alone(tiny_models, ctc_model, corpus):
     stage = make_stage(tiny_models["ctc"], batch_seconds=100.0)
-    target = len(load_span(corpus[2], RATE))
+    target = len(read_span(corpus[2], RATE))
 
     class Picky:
         sample_rate, dtype = RATE, "float32"
@@ -145,7 +145,7 @@ def test_a_piece_that_breaks_the_model_fails_alone(tiny_models, ctc_model, corpu
     real, stage.backend = stage.backend, Picky()
     outcomes = stage.process(corpus[:6])
     bad = [i for i, o in enumerate(outcomes) if isinstance(o, ItemError)]
-    same_length = [i for i, r in enumerate(corpus[:6]) if len(load_span(r, RATE)) == target]
+    same_length = [i for i, r in enumerate(corpus[:6]) if len(read_span(r, RATE)) == target]
     assert bad == same_length and "model cannot take this one" in str(outcomes[bad[0]])
     assert all(isinstance(o, dict) for i, o in enumerate(outcomes) if i not in bad)
 
@@ -158,7 +158,7 @@ def test_other_architectures_through_the_stage(tiny_models, corpus, kind):
     stage = make_stage(tiny_models[kind], batch_seconds=15.0, text_key="pred_text")
     records = [r for r in corpus if r["duration"] <= 3.5][:5]  # random RNNT decoders are slow on CPU
     results = run_like_the_runner(stage, records)
-    assert [r["pred_text"] for r in results] == direct(model, [load_span(r, RATE) for r in records])
+    assert [r["pred_text"] for r in results] == direct(model, [read_span(r, RATE) for r in records])
 
 
 def test_a_model_kind_that_does_not_match_the_checkpoint_is_refused(tiny_models):

@@ -51,7 +51,7 @@ def test_encode_then_synth_and_rerun_skips(tiny, manifest_with_bad_file):
     out = _jsonl(run / "s2s.jsonl")
     failures = _jsonl(run / "failures.jsonl")
     assert [f["audio_filepath"] for f in failures] == [records[2]["audio_filepath"]]
-    assert "cannot read audio" in failures[0]["message"]
+    assert "not a readable audio file" in failures[0]["message"]
     good = [r for r in records if "zz_unreadable" not in r["audio_filepath"]]
     assert [r["audio_filepath"] for r in out] == [r["audio_filepath"] for r in good]
     for r in out:

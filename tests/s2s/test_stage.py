@@ -48,6 +48,25 @@ def test_long_audio_is_chunked_and_stitched(tiny):
     assert len(got) == 49 + 49 + 24  # frames per chunk: (n - 400) // 320 + 1
 
 
+def test_a_duration_without_offset_encodes_only_that_span_and_channel_picks_one(tiny, encoder, tmp_path):
+    """The records' `duration` applies without an `offset` too (S2S once read the whole file then), and `channel`
+    means what it means in every stage: that channel alone, unset the average."""
+    record = tiny.records[2]  # 2.5 s
+    wav = read(record["audio_filepath"])
+    head = encoder.process([{"audio_filepath": record["audio_filepath"], "duration": 1.0}])[0]
+    assert head["frame_units"] == reference_units(tiny, wav[:16000])
+    assert len(head["frame_units"]) < len(reference_units(tiny, wav))
+    stereo = tmp_path / "stereo.wav"
+    other = (np.random.default_rng(3).standard_normal(len(wav)) * 0.3).astype(np.float32)
+    sf.write(stereo, np.stack([wav.numpy(), other], axis=1), 16000, subtype="FLOAT")
+    both = {"audio_filepath": str(stereo), "duration": 2.5}
+    picked = make_stage(tiny, mode="encode", frame_units=True, channel=0).process([both])[0]
+    assert picked["frame_units"] == reference_units(tiny, wav)
+    averaged = encoder.process([both])[0]
+    assert averaged["frame_units"] == reference_units(tiny, torch.from_numpy((wav.numpy() + other) * np.float32(0.5)))
+    assert averaged["frame_units"] != picked["frame_units"]
+
+
 def test_bad_and_short_audio_fail_alone(tiny, encoder, tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really a wav")
@@ -56,7 +75,7 @@ def test_bad_and_short_audio_fail_alone(tiny, encoder, tmp_path):
     batch = [tiny.records[0], {"audio_filepath": str(bad), "duration": 1.0},
              {"audio_filepath": str(short), "duration": 300 / 16000}, tiny.records[1]]
     out = encoder.process(batch)
-    assert isinstance(out[1], ItemError) and "bad.wav: cannot read audio" in str(out[1])
+    assert isinstance(out[1], ItemError) and "bad.wav: not a readable audio file" in str(out[1])
     assert isinstance(out[2], ItemError) and "short.wav" in str(out[2]) and "shorter than one unit" in str(out[2])
     assert out[0]["frame_units"] == reference_units(tiny, read(tiny.records[0]["audio_filepath"]))
     assert out[3]["frame_units"] == reference_units(tiny, read(tiny.records[1]["audio_filepath"]))
