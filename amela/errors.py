@@ -1,4 +1,8 @@
-"""Distinct exceptions, so callers can tell a bad configuration from a failed submission or a failed item."""
+"""Distinct exceptions, so callers can tell a bad configuration from a failed submission or a failed item; and
+Failure, what an item's failure looks like once caught (worker, pool and runner all speak it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class AmelaError(Exception):
@@ -31,3 +35,18 @@ class ItemError(AmelaError):
 
 class StageUnavailableError(AmelaError):
     """A stage's native or optional dependency is missing; the message says how to fix it."""
+
+
+@dataclass
+class Failure:
+    """An item that failed: what the runner writes to failures.jsonl (besides the record itself)."""
+
+    error_type: str
+    message: str
+    signal: str | None = None
+    traceback: str | None = None
+    errno: int | None = None  # of an OSError: a full disk is the run's problem, not the item's
+
+    def to_dict(self) -> dict:
+        return {"error_type": self.error_type, "message": self.message, "signal": self.signal,
+                "traceback": self.traceback}

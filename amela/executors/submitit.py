@@ -71,7 +71,7 @@ class RunJobs:
     def status(self) -> int:
         """Print `amela status RUN_DIR` (markers and SLURM's view); returns 0 when every shard is done."""
         from ..paths import RunPaths
-        from .slurm_status import print_status
+        from .slurm_print import print_status
 
         return print_status(RunPaths(self.run_dir))
 

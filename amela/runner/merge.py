@@ -13,6 +13,7 @@ from ..paths import RunPaths
 from ..stage import Stage
 from . import shardio
 from .plan import load_plan
+from .status import index_ranges
 
 logger = logging.getLogger("amela.runner")
 MAX_OPEN = 256  # shard files merged at once
@@ -66,7 +67,7 @@ def merge(paths: RunPaths, stage: Stage, allow_partial: bool = False) -> dict:
     done = {i: paths.shard(i).done.exists() for i in shards}
     missing = [i for i in shards if not done[i]]
     if missing and not allow_partial:
-        raise IncompleteRunError(f"{paths.root}: {len(missing)} shard(s) not finished: {array_list(missing)} "
+        raise IncompleteRunError(f"{paths.root}: {len(missing)} shard(s) not finished: {index_ranges(missing)} "
                                  "(run them, or merge with --allow-partial)", missing)
     present = [i for i in shards if done[i] or paths.shard(i).output.exists()]
     n_out = _merge_file(paths.output(stage.name), [(paths.shard(i).output, done[i]) for i in present])
@@ -118,20 +119,3 @@ def _failure_reasons(paths: RunPaths, top: int = 20) -> dict:
     if len(counts) > top:
         out["(other reasons)"] = sum(counts.values()) - sum(out.values())
     return out
-
-
-def array_list(indices: list[int]) -> str:
-    """SLURM's --array syntax for a set of indices: [0,1,2,5,7,8] -> '0-2,5,7-8'."""
-    out, run = [], []
-    for i in sorted(indices):
-        if run and i != run[-1] + 1:
-            out.append(_range(run))
-            run = []
-        run.append(i)
-    if run:
-        out.append(_range(run))
-    return ",".join(out)
-
-
-def _range(run: list[int]) -> str:
-    return str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"

@@ -9,8 +9,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 
-from ..errors import RunLockedError
-from ..executors.worker import Failure
+from ..errors import Failure, RunLockedError
 from ..locks import Lock
 from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths, ShardPaths
@@ -70,6 +69,16 @@ def shard_log(paths: RunPaths, index: int):
 
 def is_done(paths: RunPaths, index: int) -> bool:
     return paths.shard(index).done.exists()
+
+
+def reopen_failed(paths: RunPaths, num_shards: int) -> None:
+    """Finished shards with failures lose their marker and failures, so those items are attempted again."""
+    for i in range(num_shards):
+        sp = paths.shard(i)
+        if sp.done.exists() and sp.failures.exists() and sp.failures.stat().st_size:
+            sp.done.unlink()
+            sp.failures.unlink()
+            logger.info("shard %d: retrying its failed items", i)
 
 
 def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bool = True) -> dict:
