@@ -16,7 +16,7 @@ import signal
 import sys
 
 from .cli_common import EXIT_ENVIRONMENT, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USAGE, print_summary, run_parser, run_report
-from .errors import AmelaError, ConfigError, ManifestError, StageUnavailableError
+from .errors import AmelaError, ConfigError, ManifestError, StageUnavailableError, UnknownShardError
 from .paths import RunPaths
 from .runtime import setup_logging
 
@@ -110,7 +110,7 @@ def cmd_run_shard(args) -> int:
     paths = RunPaths(args.run_dir)
     spec, plan = load_spec(paths), load_plan(paths)
     if not 0 <= args.index < plan["num_shards"]:
-        raise ConfigError(f"{paths.root}: shard index {args.index} out of range 0-{plan['num_shards'] - 1}")
+        raise UnknownShardError(f"{paths.root}: shard index {args.index} out of range 0-{plan['num_shards'] - 1}")
     run_shards(paths, spec, [args.index], args.workers, show_progress=not args.no_progress)
     # Item failures are recorded, not fatal: the task succeeded if the shard is marked done.
     return EXIT_OK

@@ -25,6 +25,18 @@ class RunLockedError(ConfigError):
     """Another process holds the run directory."""
 
 
+class UnknownShardError(ConfigError):
+    """A shard the run's plan does not have (index out of range), or whose directory is gone: the CLI exits 2."""
+
+
+class IncompleteRunError(AmelaError):
+    """merge without --allow-partial while shards are missing."""
+
+    def __init__(self, message: str, missing: list[int]):
+        super().__init__(message)
+        self.missing = missing
+
+
 class SubmissionError(AmelaError):
     """A scheduler refused or failed to take a job."""
 
@@ -47,6 +59,3 @@ class Failure:
     traceback: str | None = None
     errno: int | None = None  # of an OSError: a full disk is the run's problem, not the item's
 
-    def to_dict(self) -> dict:
-        return {"error_type": self.error_type, "message": self.message, "signal": self.signal,
-                "traceback": self.traceback}

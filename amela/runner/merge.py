@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import AmelaError
+from ..errors import IncompleteRunError
 from ..manifest import _create_temp, atomic_open, dumps, iter_jsonl, loads, write_bytes_atomic
 from ..paths import RunPaths
 from ..stage import Stage
@@ -17,14 +17,6 @@ from .status import index_ranges
 
 logger = logging.getLogger("amela.runner")
 MAX_OPEN = 256  # shard files merged at once
-
-
-class IncompleteRunError(AmelaError):
-    """merge without --allow-partial while shards are missing."""
-
-    def __init__(self, message: str, missing: list[int]):
-        super().__init__(message)
-        self.missing = missing
 
 
 def _sorted_lines(path: Path, done: bool) -> Iterator[tuple[int, bytes]]:

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 
-from ..errors import Failure, RunLockedError
+from ..errors import Failure, UnknownShardError
 from ..locks import Lock
 from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths, ShardPaths
@@ -85,7 +85,7 @@ def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bo
     """Process shard `index` with `pool` (a started WorkerPool/InProcessPool); returns the shard's stats."""
     sp = paths.shard(index)
     if not sp.input.exists():
-        raise RunLockedError(f"{paths.root}: the directory of shard {index} is missing; `amela run-shard "
+        raise UnknownShardError(f"{paths.root}: the directory of shard {index} is missing; `amela run-shard "
                              f"{paths.root} {index}` rebuilds it from plan.json and the input")
     with locked(sp.lock, f"shard {index} of {paths.root}"), shard_log(paths, index):
         if sp.done.exists():
