@@ -132,8 +132,7 @@ def cmd_status(args) -> int:
 
 
 def _status_once(args) -> int:
-    from .runner import index_ranges, run_status
-    from .runner.eta import progress_line
+    from .runner.status_report import print_local_status
 
     paths = RunPaths(args.run_dir)
     if paths.slurm_jobs.exists():  # submitted to SLURM: add the scheduler's view
@@ -143,56 +142,15 @@ def _status_once(args) -> int:
     if args.resubmit:
         raise ConfigError(f"{paths.root}: --resubmit needs a run submitted to SLURM (--backend sbatch); this one has "
                           "no SLURM jobs: run it again with `amela run` (it resumes)")
-    st = run_status(paths)
-    by_state: dict[str, list[int]] = {}
-    for s in st.shards:
-        by_state.setdefault(s.state, []).append(s.index)
-    ok = sum(s.ok for s in st.shards)
-    failed = sum(s.failed for s in st.shards)
-    print(f"run {paths.root} (stage {st.stage}): {len(st.shards)} shard(s), {st.items} item(s), {st.rejected} rejected")
-    for state in ("done", "running", "failed", "missing"):
-        idx = by_state.get(state, [])
-        print(f"  {state:8s} {len(idx):5d}" + (f"  [{index_ranges(idx)}]" if idx and state != "done" else ""))
-    print(f"  items: {ok} ok, {failed} failed, {st.items - ok - failed} not yet processed")
-    print(progress_line(paths, st))
-    _print_details(st.shards, getattr(args, "verbose", False))
-    todo = st.indices("failed", "missing")
-    if todo:
-        print(f"resubmit: --array={index_ranges(todo)}   (local: amela run-shard {paths.root} INDEX)")
-    if st.complete and not st.merged:
-        print(f"all shards done; merge with: amela merge {paths.root}")
+    st = print_local_status(paths, verbose=getattr(args, "verbose", False))
     return EXIT_OK if st.complete else EXIT_ITEMS_FAILED
 
 
-def _print_details(shards, verbose: bool, shown: int = 10) -> None:
-    """Why unfinished shards are unfinished: one line per reason with the shards as ranges (ten thousand shards
-    stay readable), at most `shown` lines; every shard on its own line with --verbose."""
-    from .runner import index_ranges
-
-    by_reason: dict[str, list] = {}
-    for s in shards:
-        if s.state in ("failed", "missing") and s.detail:
-            if verbose:
-                print(f"  shard {s.index}: {s.detail}")
-            else:
-                by_reason.setdefault(s.reason or s.detail, []).append(s)
-    lines = [f"  shard {group[0].index}: {group[0].detail}" if len(group) == 1
-             else f"  {len(group)} shards [{index_ranges([s.index for s in group])}]: {why}"
-             for why, group in by_reason.items()]
-    for line in lines[:shown]:
-        print(line)
-    if len(lines) > shown:
-        print(f"  ... {len(lines) - shown} more reason(s) for {sum(len(i) for i in list(by_reason.values())[shown:])} "
-              "shard(s): --verbose lists every shard")
-
-
 def cmd_merge(args) -> int:
-    from .runner import load_spec, locked, merge
+    from .runner import merge_locked
 
     paths = RunPaths(args.run_dir)
-    spec = load_spec(paths)
-    with locked(paths.lock, f"run directory {paths.root}"):
-        stats = merge(paths, spec.stage_class()(spec.options), allow_partial=args.allow_partial)
+    stats = merge_locked(paths, allow_partial=args.allow_partial)
     print_summary(paths, stats)
     run_report(args, paths)
     return EXIT_OK if stats["failed"] == 0 and not stats["rejected"] and stats["complete"] else EXIT_ITEMS_FAILED

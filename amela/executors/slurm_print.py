@@ -1,4 +1,5 @@
-"""`amela status` for runs submitted to SLURM: the scheduler's view (slurm_status) printed, and `--resubmit`.
+"""`amela status` for runs submitted to SLURM: the runner's status report (runner/status_report.py) with the
+scheduler's states added, then its jobs, resubmissions, each unfinished task's log tail, and `--resubmit`.
 
 Kept apart from slurm_status, which slurm_repair and the submitters read, so that resubmission (slurm_repair) can use
 the view and this printer can use resubmission without a cycle.
@@ -18,24 +19,14 @@ def print_status(paths: RunPaths, resubmit: bool = False, max_attempts: int | No
     """The CLI's `amela status RUN_DIR` for a run with SLURM jobs; returns 0 when every shard is done. With
     `resubmit`, the shards that need work are resubmitted with adjusted resources (slurm_repair)."""
     from ..runner import index_ranges, load_spec
+    from ..runner.status_report import print_report
 
     stage_name = load_spec(paths).stage_class().name
     status, views = shard_views(paths, stage_name)
     by_state = defaultdict(list)
     for v in views:
         by_state[v.state].append(v.index)
-    ok = sum(s.ok for s in status.shards)
-    failed_items = sum(s.failed for s in status.shards)
-    print(f"run {paths.root} (stage {status.stage}): {len(views)} shard(s), {status.items} item(s), "
-          f"{status.rejected} rejected")
-    for state in ORDER:
-        idx = by_state.get(state, [])
-        if idx or state in ("done", "failed", "missing"):
-            print(f"  {state:9s} {len(idx):5d}" + (f"  [{index_ranges(idx)}]" if idx and state != "done" else ""))
-    print(f"  items: {ok} ok, {failed_items} failed, {status.items - ok - failed_items} not yet processed")
-    from ..runner.eta import progress_line
-
-    print(progress_line(paths, status))
+    print_report(paths, status, by_state, ORDER, always=("done", "failed", "missing"))
     _print_jobs(paths)
     _print_history(paths)
     todo = [v.index for v in views if v.state in NEEDS_WORK]

@@ -76,6 +76,18 @@ def merge(paths: RunPaths, stage: Stage, allow_partial: bool = False) -> dict:
     return stats
 
 
+def merge_locked(paths: RunPaths, allow_partial: bool = False) -> dict:
+    """Merge a prepared run under its lock: the one merge of `amela merge` (so of the SLURM merge job), of submitit's
+    merge job and of RunJobs.merge(). The stage and its options come from the run's config.yaml; another process
+    holding the run directory makes it fail at once (RunLockedError)."""
+    from .plan import load_spec
+    from .shard import locked
+
+    spec = load_spec(paths)
+    with locked(paths.lock, f"run directory {paths.root}"):
+        return merge(paths, spec.stage_class()(spec.options), allow_partial=allow_partial)
+
+
 def _stats(paths: RunPaths, plan: dict, name: str, done: dict, n_out: int, n_fail: int) -> dict:
     shard_stats = [loads(paths.shard(i).stats.read_bytes()) for i, d in done.items() if d]
     audio_s = sum(s["audio_seconds"] for s in shard_stats) if all(done.values()) else None
