@@ -36,7 +36,6 @@ COMMAND_HELPERS = {
 }
 # Cycles inside one package's lazy imports, left for their packages' own clean-up (each listed once, as a set).
 KNOWN_CYCLES = [
-    {"amela.pipeline", "amela.pipeline.status"},  # status.py takes StepStatus from the package
     {"amela.quality.report", "amela.quality.stage"},  # report.py takes the field names from stage.py
 ]
 
