@@ -1,4 +1,8 @@
-"""Distinct exceptions, so callers can tell a bad configuration from a failed submission or a failed item."""
+"""Distinct exceptions, so callers can tell a bad configuration from a failed submission or a failed item; and
+Failure, what an item's failure looks like once caught (worker, pool and runner all speak it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class AmelaError(Exception):
@@ -21,6 +25,18 @@ class RunLockedError(ConfigError):
     """Another process holds the run directory."""
 
 
+class UnknownShardError(ConfigError):
+    """A shard the run's plan does not have (index out of range), or whose directory is gone: the CLI exits 2."""
+
+
+class IncompleteRunError(AmelaError):
+    """merge without --allow-partial while shards are missing."""
+
+    def __init__(self, message: str, missing: list[int]):
+        super().__init__(message)
+        self.missing = missing
+
+
 class SubmissionError(AmelaError):
     """A scheduler refused or failed to take a job."""
 
@@ -31,3 +47,15 @@ class ItemError(AmelaError):
 
 class StageUnavailableError(AmelaError):
     """A stage's native or optional dependency is missing; the message says how to fix it."""
+
+
+@dataclass
+class Failure:
+    """An item that failed: what the runner writes to failures.jsonl (besides the record itself)."""
+
+    error_type: str
+    message: str
+    signal: str | None = None
+    traceback: str | None = None
+    errno: int | None = None  # of an OSError: a full disk is the run's problem, not the item's
+

@@ -21,7 +21,6 @@ import orjson
 from .errors import ManifestError
 
 logger = logging.getLogger("amela.manifest")
-Seconds = float
 REQUIRED_KEYS = ("audio_filepath", "duration")
 ON_INVALID = ("fail", "skip")
 # No real recording lasts a week: larger values are samples or milliseconds written as seconds, and would turn every

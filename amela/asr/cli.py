@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers, stage_name: str | None = None) -> None:
@@ -22,15 +21,11 @@ def register(subparsers, stage_name: str | None = None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from .eval import format_summary, run_eval
 
-    try:
-        summary, per_record, summary_path = run_eval(args.input, args.ref_key, args.hyp_key, args.normalize,
-                                                     args.out, args.stage)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # A ConfigError goes up to the dispatcher (amela/cli.py), which prints it as every command's errors and exits 2.
+    summary, per_record, summary_path = run_eval(args.input, args.ref_key, args.hyp_key, args.normalize, args.out,
+                                                 args.stage)
     print(format_summary(summary))
     print(f"per record: {per_record}\nsummary:    {summary_path}")
     return 0

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
-from ..errors import StageUnavailableError
+from ..errors import Failure, StageUnavailableError
 from ..runtime import signal_name, thread_env
-from .worker import Failure, WorkerSpec, build_stage, process_isolated, worker_main
+from .worker import WorkerSpec, build_stage, process_isolated, worker_main
 
 logger = logging.getLogger("amela.pool")
 MAX_SETUP_DEATHS = 3

@@ -19,6 +19,7 @@ from pathlib import Path
 from .. import config as cfg
 from ..config import option
 from ..errors import ConfigError, SubmissionError
+from .slurm import array_spec
 
 logger = logging.getLogger("amela.sbatch")
 TIME_RE = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
@@ -237,12 +238,6 @@ def render_prepare_script(job: BatchJob, amela_args: list[str], what: str) -> st
 def _launcher(job: BatchJob) -> str:
     """Many clusters run software only in containers: every Python of a task goes through the container command."""
     return f"{job.container_cmd} " if job.container_cmd else ""
-
-
-def array_spec(task_ids: list[int], parallelism: int | None) -> str:
-    from ..runner.merge import array_list
-
-    return array_list(task_ids) + (f"%{parallelism}" if parallelism else "")
 
 
 # -- launching ---------------------------------------------------------------------------------------------------------

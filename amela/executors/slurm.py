@@ -84,6 +84,19 @@ def array_chunks(indices: list[int], limit: int) -> list[tuple[int, list[int]]]:
 
 
 # -- the record of submitted jobs -------------------------------------------------------------------------------------
+def array_list(task_ids) -> str:
+    """SLURM's --array syntax for a set of task ids: [0,1,2,5,7,8] -> '0-2,5,7-8' (the form the runner's
+    index_ranges gives shard sets in messages)."""
+    from ..runner.status import index_ranges
+
+    return index_ranges(task_ids)
+
+
+def array_spec(task_ids: list[int], parallelism: int | None) -> str:
+    """--array=SPEC: the task ids, and `%N` when at most N tasks may run at once."""
+    return array_list(task_ids) + (f"%{parallelism}" if parallelism else "")
+
+
 @dataclass
 class Submission:
     job_id: str

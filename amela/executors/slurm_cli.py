@@ -19,9 +19,9 @@ logger = logging.getLogger("amela.prepare")
 
 
 def register(subparsers, stage_name: str | None = None) -> None:
-    from ..cli import _run_parser
+    from ..cli_common import run_parser
 
-    p = _run_parser(subparsers, stage_name, name="prepare",
+    p = run_parser(subparsers, stage_name, name="prepare",
                     help="create (or check) a run directory without running it: the first step of each task of a "
                          "hand-written batch script")
     p.add_argument("--record-job", action="store_true",
@@ -61,11 +61,11 @@ def _resolve(args, paths):
     """The spec this call prepares: a prepared directory's shard count and auto-tuned options win."""
     from dataclasses import replace
 
-    from ..cli import _resolve_spec
+    from ..cli_common import resolve_spec
     from ..config import pick, to_dict
     from ..runner import load_spec
 
-    spec = _resolve_spec(args)
+    spec = resolve_spec(args)
     auto = _auto_values(args.auto, pick(args, spec.stage_class().config_cls))
     if not paths.plan.exists():
         return _with_options(spec, auto, "--auto")

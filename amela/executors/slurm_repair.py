@@ -244,8 +244,6 @@ def _resubmit(paths: RunPaths, stage_name: str, max_attempts: int) -> list[Repai
 
 
 def _submit(paths: RunPaths, script, repairs: list[Repair], history: list[dict]) -> None:
-    from .sbatch import array_spec
-
     groups: dict[tuple, list[int]] = {}
     for r in repairs:
         groups.setdefault(tuple(r.sbatch_args), []).extend([r.shard] + ([r.into] if r.into is not None else []))
@@ -255,7 +253,7 @@ def _submit(paths: RunPaths, script, repairs: list[Repair], history: list[dict])
     try:
         for args, shards in groups.items():
             for offset, ids in slurm.array_chunks(shards, limit):
-                cmd = [*args, f"--array={array_spec(ids, throttle)}", str(script), str(offset)]
+                cmd = [*args, f"--array={slurm.array_spec(ids, throttle)}", str(script), str(offset)]
                 job_id = slurm.sbatch(cmd)
                 slurm.record_submission(paths, slurm.Submission(job_id, "array", "sbatch", offset=offset,
                                                                 command=["sbatch", *cmd]))

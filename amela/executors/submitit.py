@@ -56,13 +56,10 @@ class RunJobs:
     def merge(self, allow_partial: bool = False) -> dict:
         """Wait for the jobs, then merge here (not on the cluster); returns the merged stats."""
         from ..paths import RunPaths
-        from ..runner import load_spec, locked, merge
+        from ..runner import merge_locked
 
         self.wait()
-        paths = RunPaths(self.run_dir)
-        spec = load_spec(paths)
-        with locked(paths.lock, f"run directory {paths.root}"):
-            return merge(paths, spec.stage_class()(spec.options), allow_partial=allow_partial)
+        return merge_locked(RunPaths(self.run_dir), allow_partial=allow_partial)
 
     def cancel(self) -> None:
         for j in [*self.jobs, *([self.merge_job] if self.merge_job else [])]:
@@ -71,7 +68,7 @@ class RunJobs:
     def status(self) -> int:
         """Print `amela status RUN_DIR` (markers and SLURM's view); returns 0 when every shard is done."""
         from ..paths import RunPaths
-        from .slurm_status import print_status
+        from .slurm_print import print_status
 
         return print_status(RunPaths(self.run_dir))
 

@@ -38,11 +38,8 @@ class ShardTask(Checkpointable):
 def merge_run(run_dir: str) -> dict:
     """The merge job: merge every shard of the run; returns the merged stats."""
     from ..paths import RunPaths
-    from ..runner import load_spec, locked, merge
+    from ..runner import merge_locked
     from ..runtime import setup_logging
 
     setup_logging()
-    paths = RunPaths(run_dir)
-    spec = load_spec(paths)
-    with locked(paths.lock, f"run directory {paths.root}"):
-        return merge(paths, spec.stage_class()(spec.options))
+    return merge_locked(RunPaths(run_dir))

@@ -12,20 +12,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-
-@dataclass
-class Failure:
-    """An item that failed: what the runner writes to failures.jsonl (besides the record itself)."""
-
-    error_type: str
-    message: str
-    signal: str | None = None
-    traceback: str | None = None
-    errno: int | None = None  # of an OSError: a full disk is the run's problem, not the item's
-
-    def to_dict(self) -> dict:
-        return {"error_type": self.error_type, "message": self.message, "signal": self.signal,
-                "traceback": self.traceback}
+from ..errors import Failure
 
 
 @dataclass(frozen=True)

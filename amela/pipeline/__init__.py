@@ -11,27 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..manifest import write_bytes_atomic
 from ..paths import PipelinePaths
 from . import spec as pspec
+from .status import StepStatus
 from .steps import RERUN, RUN, SKIP, Decision, decide
 
 logger = logging.getLogger("amela.pipeline")
 BACKENDS = ("local", "sbatch", "submitit")
-
-
-@dataclass
-class StepStatus:
-    step: str
-    state: str  # complete | partial | running | queued | failed | pending
-    items: int = 0
-    ok: int = 0
-    failed: int = 0
-    detail: str = ""
-    repair: str = ""
 
 
 class Pipeline:

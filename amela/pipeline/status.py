@@ -3,8 +3,18 @@ from __future__ import annotations
 
 import os
 import shlex
+from dataclasses import dataclass
 
-from . import StepStatus
+
+@dataclass
+class StepStatus:
+    step: str
+    state: str  # complete | partial | running | queued | failed | pending
+    items: int = 0
+    ok: int = 0
+    failed: int = 0
+    detail: str = ""
+    repair: str = ""
 
 
 def rerun_command(root: str, backend: str) -> str:

@@ -28,9 +28,9 @@ when the job does not fit --budget-gpu-hours. The figures also go to PILOT_DIR/s
 
 
 def register(subparsers, stage_name: str | None = None) -> None:
-    from ..cli import _run_parser
+    from ..cli_common import run_parser
 
-    p = _run_parser(subparsers, stage_name, name="plan",
+    p = run_parser(subparsers, stage_name, name="plan",
                     help="run a pilot sample, then print shard count, --time, GPU hours, wall time and the command")
     p.description = DESCRIPTION
     g = p.add_argument_group("planner options")
@@ -53,7 +53,7 @@ def register(subparsers, stage_name: str | None = None) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ..cli import _resolve_spec
+    from ..cli_common import resolve_spec
     from ..errors import ConfigError
     from ..executors import sbatch
     from ..manifest import dumps, write_bytes_atomic
@@ -64,7 +64,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise ConfigError("--pilot-items must be >= 1, --safety >= 1 and --target-task-min > 0")
     if args.backend not in ("local", "sbatch"):
         raise ConfigError("amela plan runs its pilot with --backend local or sbatch")
-    spec = _resolve_spec(args)
+    spec = resolve_spec(args)
     opts = sbatch.slurm_options(args)
     run_dir = Path(os.path.abspath(args.run_dir))
     corpus = pilot.read_corpus(spec)

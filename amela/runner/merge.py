@@ -7,23 +7,16 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import AmelaError
+from ..errors import IncompleteRunError
 from ..manifest import _create_temp, atomic_open, dumps, iter_jsonl, loads, write_bytes_atomic
 from ..paths import RunPaths
 from ..stage import Stage
 from . import shardio
 from .plan import load_plan
+from .status import index_ranges
 
 logger = logging.getLogger("amela.runner")
 MAX_OPEN = 256  # shard files merged at once
-
-
-class IncompleteRunError(AmelaError):
-    """merge without --allow-partial while shards are missing."""
-
-    def __init__(self, message: str, missing: list[int]):
-        super().__init__(message)
-        self.missing = missing
 
 
 def _sorted_lines(path: Path, done: bool) -> Iterator[tuple[int, bytes]]:
@@ -66,7 +59,7 @@ def merge(paths: RunPaths, stage: Stage, allow_partial: bool = False) -> dict:
     done = {i: paths.shard(i).done.exists() for i in shards}
     missing = [i for i in shards if not done[i]]
     if missing and not allow_partial:
-        raise IncompleteRunError(f"{paths.root}: {len(missing)} shard(s) not finished: {array_list(missing)} "
+        raise IncompleteRunError(f"{paths.root}: {len(missing)} shard(s) not finished: {index_ranges(missing)} "
                                  "(run them, or merge with --allow-partial)", missing)
     present = [i for i in shards if done[i] or paths.shard(i).output.exists()]
     n_out = _merge_file(paths.output(stage.name), [(paths.shard(i).output, done[i]) for i in present])
@@ -81,6 +74,18 @@ def merge(paths: RunPaths, stage: Stage, allow_partial: bool = False) -> dict:
         write_bytes_atomic(paths.report(name), data)
     write_bytes_atomic(paths.stats, dumps(stats))
     return stats
+
+
+def merge_locked(paths: RunPaths, allow_partial: bool = False) -> dict:
+    """Merge a prepared run under its lock: the one merge of `amela merge` (so of the SLURM merge job), of submitit's
+    merge job and of RunJobs.merge(). The stage and its options come from the run's config.yaml; another process
+    holding the run directory makes it fail at once (RunLockedError)."""
+    from .plan import load_spec
+    from .shard import locked
+
+    spec = load_spec(paths)
+    with locked(paths.lock, f"run directory {paths.root}"):
+        return merge(paths, spec.stage_class()(spec.options), allow_partial=allow_partial)
 
 
 def _stats(paths: RunPaths, plan: dict, name: str, done: dict, n_out: int, n_fail: int) -> dict:
@@ -118,20 +123,3 @@ def _failure_reasons(paths: RunPaths, top: int = 20) -> dict:
     if len(counts) > top:
         out["(other reasons)"] = sum(counts.values()) - sum(out.values())
     return out
-
-
-def array_list(indices: list[int]) -> str:
-    """SLURM's --array syntax for a set of indices: [0,1,2,5,7,8] -> '0-2,5,7-8'."""
-    out, run = [], []
-    for i in sorted(indices):
-        if run and i != run[-1] + 1:
-            out.append(_range(run))
-            run = []
-        run.append(i)
-    if run:
-        out.append(_range(run))
-    return ",".join(out)
-
-
-def _range(run: list[int]) -> str:
-    return str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"

@@ -9,8 +9,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 
-from ..errors import RunLockedError
-from ..executors.worker import Failure
+from ..errors import Failure, UnknownShardError
 from ..locks import Lock
 from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths, ShardPaths
@@ -72,11 +71,21 @@ def is_done(paths: RunPaths, index: int) -> bool:
     return paths.shard(index).done.exists()
 
 
+def reopen_failed(paths: RunPaths, num_shards: int) -> None:
+    """Finished shards with failures lose their marker and failures, so those items are attempted again."""
+    for i in range(num_shards):
+        sp = paths.shard(i)
+        if sp.done.exists() and sp.failures.exists() and sp.failures.stat().st_size:
+            sp.done.unlink()
+            sp.failures.unlink()
+            logger.info("shard %d: retrying its failed items", i)
+
+
 def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bool = True) -> dict:
     """Process shard `index` with `pool` (a started WorkerPool/InProcessPool); returns the shard's stats."""
     sp = paths.shard(index)
     if not sp.input.exists():
-        raise RunLockedError(f"{paths.root}: the directory of shard {index} is missing; `amela run-shard "
+        raise UnknownShardError(f"{paths.root}: the directory of shard {index} is missing; `amela run-shard "
                              f"{paths.root} {index}` rebuilds it from plan.json and the input")
     with locked(sp.lock, f"shard {index} of {paths.root}"), shard_log(paths, index):
         if sp.done.exists():

@@ -105,3 +105,21 @@ def _read_cache(path: str) -> dict:
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}  # none yet, or unreadable: rebuilt from the shards' own files
+
+
+def index_ranges(indices) -> str:
+    """A set of shard indices, compact: [0,1,2,5,7,8] -> '0-2,5,7-8' (ten thousand shards stay one short line). The
+    form is also SLURM's --array syntax, which the SLURM executor writes with executors.slurm.array_list."""
+    out, run = [], []
+    for i in sorted(indices):
+        if run and i != run[-1] + 1:
+            out.append(_span(run))
+            run = []
+        run.append(i)
+    if run:
+        out.append(_span(run))
+    return ",".join(out)
+
+
+def _span(run: list[int]) -> str:
+    return str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}"

@@ -36,7 +36,7 @@ def register(subparsers, stage_name: str | None = None) -> None:
 
 def _resegment_parser(sub) -> None:
     from .. import config as cfg
-    from ..cli import BACKENDS, _backend_module
+    from ..cli_common import BACKENDS, backend_module
     from ..runner import RunOptions
     from .config import VadConfig
     from .stage import PRESETS
@@ -52,7 +52,7 @@ def _resegment_parser(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     cfg.add_arguments(p, RunOptions, "run options")
     for backend in BACKENDS[1:]:
-        mod = _backend_module(backend, required=False)
+        mod = backend_module(backend, required=False)
         if mod is not None and hasattr(mod, "add_arguments"):
             mod.add_arguments(p)
     cfg.add_arguments(p, VadConfig, "vad options (default: the old run's)")
@@ -61,7 +61,7 @@ def _resegment_parser(sub) -> None:
 
 def cmd_resegment(args) -> int:
     from .. import config as cfg
-    from ..cli import run_spec
+    from ..cli_common import run_spec
     from ..paths import RunPaths
     from ..runner import RunOptions, RunSpec
     from .config import VadConfig

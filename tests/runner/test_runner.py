@@ -153,6 +153,20 @@ def test_run_shard_index_out_of_range(tmp_path):
     assert "out of range" in amela("run-shard", tmp_path / "run", 5, check=2).stderr
 
 
+def test_a_shard_without_its_directory_is_an_unknown_shard_not_a_locked_run(tmp_path):
+    import shutil
+
+    from amela.errors import ConfigError, RunLockedError, UnknownShardError
+    from amela.paths import RunPaths
+    from amela.runner import run_shard
+
+    amela("run", STAGE, make_manifest(tmp_path / "m.jsonl", 4), "-o", tmp_path / "run", "--shards", 2, check=0)
+    shutil.rmtree(tmp_path / "run" / "shards" / "00001")
+    with pytest.raises(UnknownShardError, match="the directory of shard 1 is missing; `amela run-shard") as exc:
+        run_shard(RunPaths(tmp_path / "run"), 1, stage=None, pool=None)
+    assert isinstance(exc.value, ConfigError) and not isinstance(exc.value, RunLockedError)  # exit 2, as before
+
+
 def test_validate_command(tmp_path):
     manifest = make_manifest(tmp_path / "m.jsonl", 3)
     amela("validate", manifest, check=0)

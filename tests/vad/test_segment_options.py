@@ -154,12 +154,13 @@ def test_default_options_leave_stage_results_unchanged(stage, speech_wav):
 
 
 def test_preset_sits_under_config_and_flags(tmp_path):
-    from amela.cli import _resolve_spec, build_parser
+    from amela.cli import build_parser
+    from amela.cli_common import resolve_spec
 
     def options(*extra):
         args = build_parser("vad").parse_args(["run", "vad", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "r"),
                                                *extra])
-        return _resolve_spec(args).options
+        return resolve_spec(args).options
 
     asr = options("--preset", "asr")
     assert (asr.neg_threshold, asr.pack_to_s, asr.segments, asr.pad_offset_s) == (0.35, 30.0, True, 0.2)

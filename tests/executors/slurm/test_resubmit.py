@@ -128,7 +128,7 @@ def test_out_of_memory_resubmits_with_twice_the_memory(slurm_cluster, tmp_path, 
     """The cluster here cannot kill a task for memory (no cgroups), so the one thing substituted is the state sacct
     reports for the failed task: its real record (node, ReqMem 300M, ...) with State OUT_OF_MEMORY, as a cgroup kill
     leaves it. Everything after that is real: the decision, sbatch with --mem=600M, the record, the rerun."""
-    from amela.executors import slurm_repair, slurm_status
+    from amela.executors import slurm_print, slurm_repair
     from amela.paths import RunPaths
 
     from .helpers import job_env
@@ -155,7 +155,7 @@ def test_out_of_memory_resubmits_with_twice_the_memory(slurm_cluster, tmp_path, 
     for key, value in job_env(slurm_cluster).items():  # what the resubmitted task inherits (sbatch --export=ALL)
         monkeypatch.setenv(key, value)
     wait_until(lambda: slurm_cluster.squeue_states(merge).get(merge) == "CANCELLED", "the merge job cancelled")
-    assert slurm_status.print_status(RunPaths(run), resubmit=True) == 1
+    assert slurm_print.print_status(RunPaths(run), resubmit=True) == 1
     out = capsys.readouterr().out
     assert "shard 0: OUT_OF_MEMORY -> more memory [--mem=600M] (--mem 300M -> 600M" in out, out
     entry = json.loads(read_lines(run / "resubmissions.jsonl")[0])
