@@ -1,0 +1,128 @@
+"""The stage contract's helpers: the default process() over process_one(), the counters API, streams declared once,
+and fetch-models finding the stages that have models through the registry."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from amela.cli import main
+from amela.config import option
+from amela.errors import ItemError
+from amela.runner.shard import merge_worker_stats
+from amela.stage import REGISTRY, Output, Stage, load_stage
+
+from .stages import EchoConfig, EchoStage
+
+
+@dataclass(frozen=True)
+class OneConfig:
+    extra: bool = option(False, "write the 'extra' stream")
+
+
+class OneStage(Stage):
+    name = "one"
+    config_cls = OneConfig
+    streams = {"extra": "extra", "always": None}
+    models_module = "tests.core.test_stage_helpers"  # this module plays the models module below
+
+    def process_one(self, record):
+        if record["n"] == 2:
+            raise ItemError(f"item {record['n']}: bad")
+        if record["n"] == 5:
+            raise RuntimeError("a bug, not the item's fault")
+        self.stat_update("items")
+        self.stat_update("audio_s", 0.25)
+        self.stat_update("longest_s_max", record["n"])
+        self.stat_update("budget_s_min", 10 - record["n"])
+        self.stat_update("last_n_last", record["n"])
+        return {**record, "done": True}
+
+
+def fetch_models(names, cache_dir=None):
+    return [f"{cache_dir}/{n}" for n in names]
+
+
+def cache_report(names, cache_dir=None):
+    return [f"cached {n}" for n in names], 0
+
+
+def test_default_process_calls_process_one_and_turns_item_errors_into_failures():
+    stage = OneStage(OneConfig())
+    out = stage.process([{"n": n} for n in range(4)])
+    assert [type(o) for o in out] == [dict, dict, ItemError, dict]
+    assert str(out[2]) == "item 2: bad" and out[3] == {"n": 3, "done": True}
+    with pytest.raises(RuntimeError, match="a bug"):  # the worker bisects such a batch; the item fails alone
+        stage.process([{"n": 5}])
+
+
+def test_counters_sum_or_keep_extremes_and_merge_like_before():
+    stage = OneStage(OneConfig())
+    stage.process([{"n": n} for n in (0, 3, 1)])
+    stats = stage.stats()
+    assert (stats["items"], stats["audio_s"], stats["longest_s_max"], stats["budget_s_min"]) == (3, 0.75, 3, 7)
+    assert stats["last_n_last"] == 1
+    assert stats["cpu_s"] >= 0 and stats["peak_rss_mb_max"] > 0  # every stage: CPU time of process(), peak memory
+    merged = merge_worker_stats({1: stats, 2: {**stats, "longest_s_max": 9, "budget_s_min": 2}})
+    assert (merged["items"], merged["longest_s_max"], merged["budget_s_min"]) == (6, 9, 2)
+
+
+def test_timer_adds_the_seconds_of_a_block():
+    stage = OneStage(OneConfig())
+    clock = iter([10.0, 10.5, 20.0, 21.25])
+    for _ in range(2):
+        with stage.timer("wait_s", lambda: next(clock)):
+            pass
+    assert stage.stats()["wait_s"] == 1.75
+    with pytest.raises(ValueError), stage.timer("fail_s", time.perf_counter):
+        raise ValueError("counted all the same")
+    assert "fail_s" in stage.stats()
+
+
+def test_streams_are_declared_once_with_the_option_that_turns_each_on():
+    assert OneStage(OneConfig()).output_streams() == ("always",)
+    assert OneStage(OneConfig(extra=True)).output_streams() == ("extra", "always")
+    assert EchoStage(EchoConfig()).output_streams() == ()
+    assert EchoStage(EchoConfig(pieces=2)).output_streams() == ("pieces",)
+    vad = load_stage("vad")
+    assert vad(vad.config_cls(segments=True, pack_to_s=30.0, save_probs="uint8")).output_streams() == \
+        ("segments", "packed")
+    assert vad(vad.config_cls(save_probs="uint8")).output_blobs() == ("probs",)
+    assert vad(vad.config_cls()).output_streams() == () and vad(vad.config_cls()).output_blobs() == ()
+
+
+def test_echo_stage_is_process_one_only():
+    stage = EchoStage(EchoConfig(fail_on=("b.wav",), pieces=1))
+    stage.setup()
+    out = stage.process([{"audio_filepath": "/x/a.wav"}, {"audio_filepath": "/x/b.wav"}])
+    assert isinstance(out[0], Output) and out[0].record["echo"] == "A.WAV" and isinstance(out[1], ItemError)
+    assert stage.stats()["items_processed"] == 1 and stage.stats()["setups"] == 1
+
+
+def test_fetch_models_finds_stages_with_models_in_the_registry(capsys):
+    with_models = sorted(n for n in REGISTRY if load_stage(n).models_module)
+    assert with_models == ["asr", "s2s"]
+    with pytest.raises(SystemExit) as exc:
+        main(["fetch-models", "vad"])
+    assert exc.value.code == 2
+    assert "stage 'vad' has no models to fetch; stages with models: asr, s2s" in capsys.readouterr().err
+    # Any stage class that names a models module is served, registry or module:Class.
+    assert main(["fetch-models", f"{__name__}:OneStage", "m1", "m2", "--cache-dir", "/c"]) == 0
+    assert capsys.readouterr().out.split() == ["/c/m1", "/c/m2"]
+    assert main(["fetch-models", f"{__name__}:OneStage", "m1", "--check"]) == 0
+    assert "cached m1" in capsys.readouterr().out
+
+
+def test_fetch_models_asr_without_names_says_what_to_do(capsys):
+    assert main(["fetch-models", "asr"]) == 2
+    assert "name the models to fetch (or pass --check" in capsys.readouterr().err
+
+
+def test_a_stage_without_process_one_says_so():
+    class Bare(Stage):
+        name = "bare"
+        config_cls = OneConfig
+
+    with pytest.raises(NotImplementedError, match="Bare: define process_one"):
+        Bare(OneConfig()).process([{"n": 0}])
