@@ -67,7 +67,7 @@ class AsrStage(Stage):
         resolve(self.config.model)
 
     def batches(self, records: list[dict]) -> list[list[int]]:
-        budget = batching.planning_budget(self.config.batch_seconds, self.config.device)
+        budget = batching.planning_budget(self.config.batch_s, self.config.device)
         return batching.plan_batches([float(r.get("duration") or 0.0) for r in records], budget)
 
     def summary(self, outputs: Callable[[], Iterator[dict]]) -> dict:
@@ -125,16 +125,16 @@ class AsrStage(Stage):
             from .backend import NemoAsrBackend
 
             self.backend = NemoAsrBackend(model, cfg, device)
-        self.stat_update("model_load_seconds_max", time.time() - t0)
+        self.stat_update("model_load_s_max", time.time() - t0)
         self.budget_s = self._initial_budget(device)
-        self.stat_update("batch_seconds_budget_min", self.budget_s)
+        self.stat_update("batch_s_budget_min", self.budget_s)
         self._pool = ThreadPoolExecutor(max_workers=cfg.load_threads)
         logger.info("asr: %s on %s (%s), batch budget %.0f s of audio", cfg.model, device, self.backend.dtype,
                     self.budget_s)
 
     def _initial_budget(self, device: str) -> float:
-        if self.config.batch_seconds is not None:
-            return float(self.config.batch_seconds)
+        if self.config.batch_s is not None:
+            return float(self.config.batch_s)
         if device == "cuda":
             import torch
 
@@ -181,15 +181,15 @@ class AsrStage(Stage):
             except ItemError as exc:
                 outcomes[pos] = exc
                 continue
-            spans = chunking.plan_pieces(samples, rate, cfg.max_seconds, cfg.cut_search_seconds,
+            spans = chunking.plan_pieces(samples, rate, cfg.max_s, cfg.cut_search_s,
                                          chunking.vad_cut_points(record, len(samples) / rate))
             if len(spans) > 1:
                 self.stat_update("records_chunked")
             for a, b in spans:
                 pieces.append(Piece(pos, a / rate, samples[a:b], rate))
-            self.stat_update("audio_seconds", len(samples) / rate)
+            self.stat_update("audio_s", len(samples) / rate)
         self.stat_update("pieces", len(pieces))
-        self.stat_update("load_seconds", time.perf_counter() - t0)
+        self.stat_update("load_s", time.perf_counter() - t0)
         return pieces
 
     def _transcribe_pieces(self, pieces: list[Piece]) -> list:
@@ -221,18 +221,18 @@ class AsrStage(Stage):
 
         try:
             self.stat_update("model_calls")
-            with self.timer("transcribe_seconds"):
+            with self.timer("transcribe_s"):
                 return self.backend.transcribe([p.samples for p in group])
         except Exception as exc:  # noqa: BLE001 - split and retry below; a lone piece's error becomes its failure
             if is_oom(exc):
                 self.backend.free_memory()
                 if len(group) == 1:
                     return [ItemError(f"out of memory on {group[0].seconds:.1f} s of audio even alone; lower "
-                                      f"--max-seconds (now {self.config.max_seconds})")]
+                                      f"--max-s (now {self.config.max_s})")]
                 self.stat_update("oom_halvings")
                 total = sum(batching.item_cost(p.seconds) for p in group)
                 self.budget_s = max(batching.MIN_ITEM_SECONDS, min(self.budget_s, total / 2))
-                self.stat_update("batch_seconds_budget_min", self.budget_s)
+                self.stat_update("batch_s_budget_min", self.budget_s)
                 logger.warning("asr: out of memory on %.0f s of audio; batch budget now %.0f s", total, self.budget_s)
                 # Re-plan the group within the lowered budget (not just halves: each call must fit the budget).
                 runs = batching.split_costs([batching.item_cost(p.seconds) for p in group], self.budget_s)

@@ -64,8 +64,8 @@ class S2SStage(Stage):
         if self.config.mode == "synth":
             order = sorted(range(len(records)), key=lambda i: len(records[i].get("units") or ()))
             return [order[i:i + SYNTH_BATCH_ITEMS] for i in range(0, len(order), SYNTH_BATCH_ITEMS)]
-        chunk = self.config.chunk_seconds
-        budget = planning_budget(self.config.batch_seconds, self.config.device, chunk)
+        chunk = self.config.chunk_s
+        budget = planning_budget(self.config.batch_s, self.config.device, chunk)
         order = sorted(range(len(records)), key=lambda i: records[i]["duration"])
         out, cur, cur_chunks, longest = [], [], 0, 0.0
         for i in order:
@@ -164,21 +164,21 @@ class S2SStage(Stage):
             from ..quality.resynth import ResynthScorer
 
             self.scorer = ResynthScorer()
-        self.stat_update("model_load_seconds_max", time.time() - t0)
+        self.stat_update("model_load_s_max", time.time() - t0)
         self.budget_s = self._initial_budget(device)
-        self.stat_update("batch_seconds_budget_min", self.budget_s)
+        self.stat_update("batch_s_budget_min", self.budget_s)
         logger.info("s2s: %s on %s, batch budget %.0f s of audio", cfg.mode, device, self.budget_s)
 
     def _initial_budget(self, device: str) -> float:
         """The configured budget, else (on GPU) one from the memory left after the models loaded, else CPU's."""
-        if self.config.batch_seconds is not None:
-            return float(self.config.batch_seconds)
+        if self.config.batch_s is not None:
+            return float(self.config.batch_s)
         if device.startswith("cuda"):
             import torch
 
             free, _ = torch.cuda.mem_get_info(torch.device(device))
-            return budget_from_free_bytes(free, self.config.chunk_seconds)
-        return planning_budget(None, "cpu", self.config.chunk_seconds)
+            return budget_from_free_bytes(free, self.config.chunk_s)
+        return planning_budget(None, "cpu", self.config.chunk_s)
 
     def _load_vocoder(self, device: str):
         from . import models
@@ -234,7 +234,7 @@ class S2SStage(Stage):
 
         pieces: list[tuple[int, int, object]] = []  # (record position, chunk number, waveform)
         results: list = [None] * len(batch)
-        chunk = int(self.config.chunk_seconds * SAMPLE_RATE)
+        chunk = int(self.config.chunk_s * SAMPLE_RATE)
         for pos, record in enumerate(batch):
             try:
                 audio = read_span(record, SAMPLE_RATE)
@@ -245,7 +245,7 @@ class S2SStage(Stage):
                 results[pos] = ItemError(f"{record['audio_filepath']}: {len(audio)} samples is shorter than one "
                                          f"unit frame ({self.reader.min_samples} samples)")
                 continue
-            self.stat_update("audio_seconds", len(audio) / SAMPLE_RATE)
+            self.stat_update("audio_s", len(audio) / SAMPLE_RATE)
             if decoded_s is not None:
                 decoded_s[pos] = len(audio) / SAMPLE_RATE
             wav = torch.from_numpy(audio)
@@ -269,7 +269,7 @@ class S2SStage(Stage):
                 continue
             for (pos, n, _), f in zip(group, feats):
                 per_record.setdefault(pos, []).append((n, self.quantizer(f)))
-            self.stat_update("forward_seconds", time.time() - t0)
+            self.stat_update("forward_s", time.time() - t0)
             self.stat_update("forward_batches", 1)
         for pos, parts in per_record.items():
             if results[pos] is not None:  # one of its chunks did not fit even alone
@@ -289,11 +289,11 @@ class S2SStage(Stage):
         if len(group) == 1:
             pos = group[0][0]
             results[pos] = ItemError(f"{batch[pos]['audio_filepath']}: out of memory on one {padded_s:.1f} s chunk "
-                                     f"even alone; lower --chunk-seconds (now {self.config.chunk_seconds:g})")
+                                     f"even alone; lower --chunk-s (now {self.config.chunk_s:g})")
             return []
         self.budget_s = max(1.0, min(self.budget_s, padded_s / 2))
         self.stat_update("oom_halvings")
-        self.stat_update("batch_seconds_budget_min", self.budget_s)
+        self.stat_update("batch_s_budget_min", self.budget_s)
         logger.warning("s2s: out of memory on %.0f s of padded audio; batch budget now %.0f s", padded_s, self.budget_s)
         regrouped = self._groups(group)
         return regrouped if len(regrouped) > 1 else [group[: len(group) // 2], group[len(group) // 2:]]
@@ -339,7 +339,7 @@ class S2SStage(Stage):
         if self.scorer is not None:
             t0 = time.time()
             out.update(self.scorer.compare(record, out["audio_filepath"]))
-            self.stat_update("quality_seconds", time.time() - t0)
+            self.stat_update("quality_s", time.time() - t0)
         return out
 
     def _synth_one(self, record: dict) -> dict:
@@ -360,7 +360,7 @@ class S2SStage(Stage):
     def _write_audio(self, record: dict, units: list[int], dur_prediction: bool) -> dict:
         t0 = time.time()
         audio = self.vocoder.synthesize(units, dur_prediction=dur_prediction)
-        self.stat_update("vocoder_seconds", time.time() - t0)
+        self.stat_update("vocoder_s", time.time() - t0)
         sr = self.vocoder.sample_rate
         path = self.sink_write(mirror_path(record, self.config.input_root, ".wav"), wav_bytes(audio, sr))
         out = {k: v for k, v in record.items() if k != "offset"}  # the new file starts at 0
