@@ -2,8 +2,14 @@
 and fetch-models finding the stages that have models through the registry."""
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +132,30 @@ def test_a_stage_without_process_one_says_so():
 
     with pytest.raises(NotImplementedError, match="Bare: define process_one"):
         Bare(OneConfig()).process([{"n": 0}])
+
+
+def test_the_stage_in_docs_adding_a_stage_runs_as_written(tmp_path):
+    """The example of docs/adding-a-stage.md, copied from the page (its relative imports made absolute), run by the
+    real runner with two workers: a stage is a config, a process_one, and nothing else."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "adding-a-stage.md").read_text()
+    config_code, stage_code = re.findall(r"```python\n(.*?)```", doc, re.S)[:2]
+    assert "def process_one(self, record: dict)" in stage_code and "class WordsConfig" in config_code
+    code = (config_code + stage_code).replace("from ..", "from amela.").replace("from .config import WordsConfig\n", "")
+    (tmp_path / "words_example.py").write_text(code)
+    rows = [{"audio_filepath": f"/data/a{i}.wav", "duration": 1.0, "text": "one two three"[: 3 + 4 * (i % 3)]}
+            for i in range(6)] + [{"audio_filepath": "/data/notext.wav", "duration": 1.0}]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "amela", "run", "words_example:WordsStage", str(manifest), "-o",
+                           str(tmp_path / "run"), "--workers", "2", "--no-progress"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # one item failed, the rest are done
+    assert "6 ok, 1 failed" in proc.stdout
+    out = [json.loads(line) for line in (tmp_path / "run" / "words.jsonl").read_text().splitlines()]
+    assert [r["words_n"] for r in out] == [len(r["text"].split()) for r in rows[:6]]
+    failure = json.loads((tmp_path / "run" / "failures.jsonl").read_text())
+    assert failure["audio_filepath"] == "/data/notext.wav" and "no 'text' string to count" in failure["message"]
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    worker = stats["per_shard"][0]["stage"]
+    assert worker["words"] == sum(r["words_n"] for r in out) and worker["cpu_s"] >= 0
