@@ -95,7 +95,6 @@ class Stage:
     def __init__(self, config, sink: FileSink | None = None):
         self.config = config
         self.sink = sink
-        self._stats: dict = {}
 
     # -- in the main process (no models) --------------------------------------------------------------------------
     def check_input(self, records: list[dict]) -> None:
@@ -151,15 +150,16 @@ class Stage:
         """Count a worker figure for the shard's stats. Name the unit in the label (`audio_s`, `frames`). A label
         ending in _max or _min keeps the extreme, _last the latest value; any other adds `value` (and the runner sums
         it over workers)."""
-        old = self._stats.get(label)
+        counters = self.__dict__.setdefault("_counters", {})  # also for a subclass whose __init__ skips ours
+        old = counters.get(label)
         if old is None or label.endswith("_last"):
-            self._stats[label] = value
+            counters[label] = value
         elif label.endswith("_max"):
-            self._stats[label] = max(old, value)
+            counters[label] = max(old, value)
         elif label.endswith("_min"):
-            self._stats[label] = min(old, value)
+            counters[label] = min(old, value)
         else:
-            self._stats[label] = old + value
+            counters[label] = old + value
 
     @contextmanager
     def timer(self, label: str, clock: Callable[[], float] = time.perf_counter):
@@ -175,7 +175,7 @@ class Stage:
         rounded to ms) and this worker's peak memory."""
         from .runtime import peak_rss_mb
 
-        out = {k: round(v, 3) if isinstance(v, float) else v for k, v in self._stats.items()}
+        out = {k: round(v, 3) if isinstance(v, float) else v for k, v in self.__dict__.get("_counters", {}).items()}
         out["peak_rss_mb_max"] = peak_rss_mb()
         return out
 

@@ -133,6 +133,13 @@ def test_a_stage_without_process_one_says_so():
     with pytest.raises(NotImplementedError, match="Bare: define process_one"):
         Bare(OneConfig()).process([{"n": 0}])
 
+    class OwnInit(OneStage):
+        def __init__(self, config):  # forgets super().__init__: counters work all the same
+            self.config = config
+
+    stage = OwnInit(OneConfig())
+    assert stage.process([{"n": 1}]) == [{"n": 1, "done": True}] and stage.stats()["items"] == 1
+
 
 def test_the_stage_in_docs_adding_a_stage_runs_as_written(tmp_path):
     """The example of docs/adding-a-stage.md, copied from the page (its relative imports made absolute), run by the
