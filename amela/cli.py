@@ -86,7 +86,8 @@ def build_parser(stage_name: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("fetch-models", help="download models into the cache before submitting an array")
-    p.add_argument("stage", choices=("asr", "s2s"))
+    p.add_argument("stage", type=_stage_with_models, metavar="STAGE",
+                   help="a stage with models to download (e.g. asr, s2s: the stages whose class names a models_module)")
     p.add_argument("names", nargs="*", metavar="NAME",
                    help="asr: org/name (Hugging Face) or an NGC name; s2s: zoo names (default: the default models)")
     p.add_argument("--cache-dir", default=None, help="cache directory (default: $AMELA_CACHE)")
@@ -172,14 +173,27 @@ def cmd_doctor(args) -> int:
     return run_doctor()
 
 
+def _stage_with_models(name: str) -> type:
+    """fetch-models' STAGE: a stage from the registry (or module:Class) that declares a models module."""
+    from .stage import REGISTRY, load_stage
+
+    try:
+        cls = load_stage(name)
+    except ConfigError as exc:
+        cls, problem = None, str(exc)
+    if cls is None or not cls.models_module:
+        known = [n for n in REGISTRY if load_stage(n).models_module]
+        raise argparse.ArgumentTypeError(f"{problem if cls is None else f'stage {name!r} has no models to fetch'}; "
+                                         f"stages with models: {', '.join(known)}")
+    return cls
+
+
 def cmd_fetch_models(args) -> int:
-    module = importlib.import_module(f"amela.{args.stage}.models")
+    module = importlib.import_module(args.stage.models_module)
     if args.check:
         lines, missing = module.cache_report(args.names, args.cache_dir)
         print("\n".join(lines))
         return EXIT_ITEMS_FAILED if missing else EXIT_OK
-    if args.stage == "asr" and not args.names:
-        raise ConfigError("fetch-models asr: name the models to fetch (or pass --check to list the cache)")
     for path in module.fetch_models(args.names, args.cache_dir):
         print(path)
     return EXIT_OK

@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
+import sys
 import types
 import typing
 from typing import Any
 
 from .errors import ConfigError
 
+logger = logging.getLogger("amela.config")
+
 
 def option(default: Any = dataclasses.MISSING, help: str = "", choices: tuple | None = None, const: Any = None,
-           **kw):
+           old_names: tuple[str, ...] = (), **kw):
     """A config field with its help text (and optional choices) for the generated CLI flag. With `const`, the flag
-    may be given without a value, which then means `const` (e.g. `--save-probs` alone is `--save-probs uint8`)."""
-    meta = {"help": help, "choices": choices, "const": const}
+    may be given without a value, which then means `const` (e.g. `--save-probs` alone is `--save-probs uint8`).
+    `old_names`: names the option had before a rename, still accepted (YAML key and flag) for one release, with a
+    warning naming the new one."""
+    meta = {"help": help, "choices": choices, "const": const, "old_names": tuple(old_names)}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
     return dataclasses.field(default=default, metadata=meta, **kw)
@@ -86,7 +92,7 @@ def _coerce(value, tp, where: str):
 
 def from_dict(cls, data: dict | None, source: str = "config"):
     """Build `cls` from a mapping; unknown keys and wrong types are ConfigErrors naming the key and the source."""
-    data = dict(data or {})
+    data = _renamed(cls, dict(data or {}), source)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -114,15 +120,35 @@ def from_dict(cls, data: dict | None, source: str = "config"):
     return obj
 
 
+def _renamed(cls, data: dict, source: str) -> dict:
+    """`data` with deprecated option names replaced by the current ones (a warning each); the current name wins."""
+    for f in dataclasses.fields(cls):
+        for old in f.metadata.get("old_names", ()):
+            if old not in data:
+                continue
+            value = data.pop(old)
+            if f.name in data:
+                logger.warning("%s: %s is a deprecated name of %s, which is given too: %s=%r is ignored", source, old,
+                               f.name, old, value)
+            else:
+                logger.warning("%s: option %s is deprecated, use %s (the old name goes in the next release)", source,
+                               old, f.name)
+                data[f.name] = value
+    return data
+
+
 def _required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
-def to_dict(obj) -> dict:
+def to_dict(obj, old_names: bool = False) -> dict:
+    """The options as a plain mapping. `old_names`: each renamed option under its first old name, for hashes that
+    must not change with a rename (pipeline fingerprints: a renamed option would otherwise rerun finished steps)."""
     out = {}
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        out[f.name] = list(value) if isinstance(value, tuple) else value
+        key = f.metadata.get("old_names", ())[:1] if old_names else ()
+        out[key[0] if key else f.name] = list(value) if isinstance(value, tuple) else value
     return out
 
 
@@ -163,6 +189,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls, title: str | None = None
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         help_text = f.metadata.get("help", "")
         help_text = f"{help_text} (default: {default})" if help_text else f"(default: {default})"
+        old = f.metadata.get("old_names", ())
+        if old:
+            help_text += f"; formerly {', '.join(map(flag_name, old))} (deprecated)"
         kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if f.metadata.get("choices"):
             kw["choices"] = f.metadata["choices"]
@@ -174,6 +203,17 @@ def add_arguments(parser: argparse.ArgumentParser, cls, title: str | None = None
         else:
             kw["metavar"] = f.name.upper()
         group.add_argument(flag_name(f.name), **kw)
+        for name in old:  # hidden: the old flag still works for one release, and says what to type instead
+            group.add_argument(flag_name(name), **{**kw, "help": argparse.SUPPRESS, "action": _OldFlag})
+
+
+class _OldFlag(argparse.Action):
+    """A deprecated flag: sets the option under its current name and warns."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"amela: warning: {option_string} is deprecated, use {flag_name(self.dest)} (the old name goes in the "
+              "next release)", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def pick(namespace: argparse.Namespace, cls) -> dict:

@@ -3,17 +3,22 @@
 A stage never sees run-directory paths, shard ranks or SLURM. It declares its name, config dataclass and resources;
 builds its models once per worker in `setup()`; and turns a batch of records into one outcome per record in
 `process()`: an output record (dict), an `Output` (record plus extra-stream records), or an exception instance for an
-item that failed. If `process()` raises, the worker splits the batch to find the item responsible, so one bad item
-never costs the others. Files a stage wants written go through `self.sink`, which the runner roots.
+item that failed. Most stages write only `process_one(record)`: the default `process()` calls it per record and turns
+an `ItemError` into that item's failure; stages that batch (ASR, S2S) override `process()`. If `process()` raises, the
+worker splits the batch to find the item responsible, so one bad item never costs the others. Worker figures go
+through `stat_update()` (one counters API for every stage). Files a stage wants written go through `self.sink`, which
+the runner roots.
 """
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .errors import ConfigError
+from .errors import ConfigError, ItemError
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,14 @@ class Stage:
     config_cls: ClassVar[type]
     resources: ClassVar[Resources] = Resources()
     accepts_directory: ClassVar[bool] = False  # may INPUT be a directory of audio?
-    streams: ClassVar[tuple[str, ...]] = ()  # extra outputs, merged to RUN_DIR/<name>_<stream>.jsonl
-    blobs: ClassVar[tuple[str, ...]] = ()  # binary side outputs, packed per shard (shards/NNNNN/<blob>.bin + .idx)
+    # Extra outputs, merged to RUN_DIR/<name>_<stream>.jsonl: each stream's name -> the config field that turns it on
+    # (written when that field is truthy; None: always written). One declaration: output_streams() derives from it.
+    streams: ClassVar[dict[str, str | None]] = {}
+    # Binary side outputs, packed per shard (shards/NNNNN/<blob>.bin + .idx): name -> config field, as for streams.
+    blobs: ClassVar[dict[str, str | None]] = {}
+    # The module that fetches this stage's models (`fetch_models(names, cache_dir)`, `cache_report(names, cache_dir)`)
+    # for `amela fetch-models <stage>`; None: the stage has no models to download.
+    models_module: ClassVar[str | None] = None
     presets: ClassVar[dict[str, dict]] = {}  # --preset NAME: named option sets (under --config and flags)
     description: ClassVar[str] = ""
     # Audio seconds one worker gets through per second on the slowest hardware the stage is meant for: sizes the
@@ -99,12 +110,12 @@ class Stage:
         return {}
 
     def output_streams(self) -> tuple[str, ...]:
-        """The extra streams this config produces (a subset of `streams`; e.g. segments only with --segments)."""
-        return self.streams
+        """The extra streams this config produces: those of `streams` whose config field is on."""
+        return _active(self.streams, self.config)
 
     def output_blobs(self) -> tuple[str, ...]:
-        """The blobs this config produces (a subset of `blobs`)."""
-        return self.blobs
+        """The blobs this config produces: those of `blobs` whose config field is on."""
+        return _active(self.blobs, self.config)
 
     @classmethod
     def doctor(cls) -> list[tuple[str, bool, str]]:
@@ -120,12 +131,53 @@ class Stage:
         """Build models (once per worker). Heavy imports belong here, not at module level."""
 
     def process(self, batch: list[dict]) -> list:
-        raise NotImplementedError
+        """One outcome per record: process_one() on each, an ItemError it raises becoming that item's failure (any
+        other exception propagates: the worker then bisects the batch). Counts the worker's CPU time in `cpu_s`."""
+        results: list = []
+        with self.timer("cpu_s", time.process_time):
+            for record in batch:
+                try:
+                    results.append(self.process_one(record))
+                except ItemError as exc:
+                    results.append(exc)
+        return results
+
+    def process_one(self, record: dict):
+        """The outcome for one record: an output dict or an `Output`; raise ItemError for an item that failed."""
+        raise NotImplementedError(f"{type(self).__name__}: define process_one(record) or process(batch)")
+
+    def stat_update(self, label: str, value: float = 1) -> None:
+        """Count a worker figure for the shard's stats. Name the unit in the label (`audio_s`, `frames`). A label
+        ending in _max or _min keeps the extreme, _last the latest value; any other adds `value` (and the runner sums
+        it over workers)."""
+        counters = self.__dict__.setdefault("_counters", {})  # also for a subclass whose __init__ skips ours
+        old = counters.get(label)
+        if old is None or label.endswith("_last"):
+            counters[label] = value
+        elif label.endswith("_max"):
+            counters[label] = max(old, value)
+        elif label.endswith("_min"):
+            counters[label] = min(old, value)
+        else:
+            counters[label] = old + value
+
+    @contextmanager
+    def timer(self, label: str, clock: Callable[[], float] = time.perf_counter):
+        """`with self.timer("decode_s"):` adds the block's seconds (wall clock; time.process_time for CPU) to label."""
+        start = clock()
+        try:
+            yield
+        finally:
+            self.stat_update(label, clock() - start)
 
     def stats(self) -> dict:
-        """Worker-side figures for the shard's stats, cumulative since setup(). Numbers are counters (summed over
-        workers) unless the key ends in _max, _min (extremes) or _last (e.g. `batch_seconds_last`)."""
-        return {}
+        """Worker-side figures for the shard's stats, cumulative since setup(): what stat_update() counted (seconds
+        rounded to ms) and this worker's peak memory."""
+        from .runtime import peak_rss_mb
+
+        out = {k: round(v, 3) if isinstance(v, float) else v for k, v in self.__dict__.get("_counters", {}).items()}
+        out["peak_rss_mb_max"] = peak_rss_mb()
+        return out
 
     def teardown(self) -> None:
         pass
@@ -138,6 +190,10 @@ REGISTRY = {
     "s2s": "amela.s2s.stage:S2SStage",
     "quality": "amela.quality.stage:QualityStage",
 }
+
+
+def _active(declared: dict[str, str | None], config) -> tuple[str, ...]:
+    return tuple(name for name, flag in declared.items() if flag is None or getattr(config, flag))
 
 
 def load_stage(spec: str) -> type[Stage]:

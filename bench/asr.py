@@ -77,7 +77,7 @@ def run_cli(tmp: str, records: list[dict], model_path: str, budget: float, devic
         fh.writelines(json.dumps(r) + "\n" for r in records)
     shutil.rmtree(run, ignore_errors=True)
     rc = amela_main(["run", "asr", manifest, "-o", run, "--model", model_path, "--workers", "0", "--no-progress",
-                     "--batch-seconds", str(budget), "--device", device])
+                     "--batch-s", str(budget), "--device", device])
     assert rc == 0, rc
 
 
@@ -122,7 +122,7 @@ def main() -> int:
         direct()  # warm-up
         t_direct = timed(direct, args.repeats, "direct")
 
-        stage = AsrStage(AsrConfig(model=model_path, device=device, batch_seconds=budget))
+        stage = AsrStage(AsrConfig(model=model_path, device=device, batch_s=budget))
         stage.setup()
         run_stage(stage, records[:8], True)  # warm-up
         t_sorted = timed(lambda: run_stage(stage, records, True), args.repeats, "stage_sorted")
@@ -139,7 +139,7 @@ def main() -> int:
             "device": device + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else ""),
             "model": args.model or "tiny random-weight Conformer-CTC (1 layer, d_model 32)",
             "files": len(records), "audio_seconds": round(audio_s, 1), "batch_items": args.batch,
-            "stage_batch_seconds": round(budget, 1),
+            "stage_batch_s": round(budget, 1),
             "direct_transcribe_s": round(t_direct, 3), "stage_sorted_s": round(t_sorted, 3),
             "stage_unsorted_s": round(t_unsorted, 3),
             "runner_one_shard_s": round(t_runner, 3),

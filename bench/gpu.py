@@ -161,8 +161,8 @@ def bench_s2s(models: str, device: str, records: list[dict], out_dir: str, rows:
     longest = max(r["duration"] for r in records)
     for mode in ("encode", "resynth"):
         stage = None
-        for label, batch_seconds in (("batched", None), ("one at a time", longest)):
-            cfg = from_dict(S2SConfig, {**base, "mode": mode, "batch_seconds": batch_seconds}, "bench")
+        for label, batch_s in (("batched", None), ("one at a time", longest)):
+            cfg = from_dict(S2SConfig, {**base, "mode": mode, "batch_s": batch_s}, "bench")
             if stage is None:
                 stage = S2SStage(cfg, FileSink(os.path.join(out_dir, mode)))
                 stage.setup()
@@ -173,7 +173,7 @@ def bench_s2s(models: str, device: str, records: list[dict], out_dir: str, rows:
             stage.budget_s = stage._initial_budget(device)
             weights = sum(p.numel() * p.element_size() for m in (stage.reader.model, stage.vocoder and
                                                                    stage.vocoder.model) if m for p in m.parameters())
-            predicted = (weights + (budget.MIB_PER_CHUNK_SECOND * min(longest, cfg.chunk_seconds)
+            predicted = (weights + (budget.MIB_PER_CHUNK_SECOND * min(longest, cfg.chunk_s)
                                     + budget.MIB_PER_BATCH_SECOND * min(stage.budget_s, audio_s)) * 2**20) / 2**30
             _peak_reset(device)
             wall, _ = run_stage(stage, records, device)

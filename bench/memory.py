@@ -1,9 +1,9 @@
 """Peak memory against total batch seconds, for the batch budgets (docs/asr.md, docs/s2s.md "Memory model").
 
-    python bench/memory.py --asr MODELS/parakeet-tdt-0.6b-v2.nemo [--points 30,60,120,240] [--item-seconds 15]
+    python bench/memory.py --asr MODELS/parakeet-tdt-0.6b-v2.nemo [--points 30,60,120,240] [--item-s 15]
     python bench/memory.py --s2s MODELS/mhubert_base_vp_en_es_fr_it3.pt [--points 25,50,100,200]
 
-One process, one model load; for each point the batch (items of --item-seconds, padded to one length as the stage
+One process, one model load; for each point the batch (items of --item-s, padded to one length as the stage
 batches them) goes through the real forward (ASR: NeMo's transcribe(); S2S: AMELA's HubertReader at layer 11), and the
 process's peak resident memory is read from /proc (VmHWM, reset before each point through /proc/self/clear_refs, freed
 heap handed back with malloc_trim first). The activation cost is the peak minus the resident size before the call.
@@ -43,12 +43,12 @@ def _reset_peak() -> int:
     return _status_kib("VmRSS")
 
 
-def measure(run_batch, points: list[float], item_seconds: float) -> list[dict]:
+def measure(run_batch, points: list[float], item_s: float) -> list[dict]:
     rng = np.random.default_rng(0)
     run_batch([(rng.standard_normal(int(min(points) * RATE)) * 0.1).astype(np.float32)])  # warm-up: lazy buffers
     rows = []
     for total in points:
-        n = max(1, round(total / item_seconds))
+        n = max(1, round(total / item_s))
         seconds = total / n
         arrays = [(rng.standard_normal(int(seconds * RATE)) * 0.1).astype(np.float32) for _ in range(n)]
         before = _reset_peak()
@@ -56,7 +56,7 @@ def measure(run_batch, points: list[float], item_seconds: float) -> list[dict]:
         run_batch(arrays)
         wall = time.time() - t0
         peak = _status_kib("VmHWM")
-        rows.append({"batch_seconds": total, "items": n, "rss_before_mib": round(before / 1024),
+        rows.append({"batch_s": total, "items": n, "rss_before_mib": round(before / 1024),
                      "peak_mib": round(peak / 1024), "activation_mib": round((peak - before) / 1024),
                      "wall_s": round(wall, 1)})
         print(json.dumps(rows[-1]), flush=True)
@@ -65,7 +65,7 @@ def measure(run_batch, points: list[float], item_seconds: float) -> list[dict]:
 
 def fit(rows: list[dict]) -> tuple[float, float]:
     """(MiB per audio second, MiB fixed) by least squares over the points."""
-    x = np.array([r["batch_seconds"] for r in rows], dtype=float)
+    x = np.array([r["batch_s"] for r in rows], dtype=float)
     y = np.array([r["activation_mib"] for r in rows], dtype=float)
     slope, intercept = np.polyfit(x, y, 1) if len(rows) > 1 else (y[0] / x[0], 0.0)
     return float(slope), float(intercept)
@@ -100,7 +100,7 @@ def main() -> None:
     ap.add_argument("--asr", help="a .nemo model (e.g. the full-size parakeet from scripts/fullsize_models.py)")
     ap.add_argument("--s2s", help="a HuBERT checkpoint (e.g. the full-size mHuBERT)")
     ap.add_argument("--points", default=None, help="total batch seconds, comma-separated")
-    ap.add_argument("--item-seconds", type=float, default=None, help="length of each item in a batch")
+    ap.add_argument("--item-s", type=float, default=None, help="length of each item in a batch")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write the rows and the fit here")
     args = ap.parse_args()
@@ -114,13 +114,13 @@ def main() -> None:
     else:
         run, default_points, default_item = s2s_runner(args.s2s), "25,50,100,200", 25.0
     points = [float(p) for p in (args.points or default_points).split(",")]
-    item = args.item_seconds or default_item
+    item = args.item_s or default_item
     print(f"model loaded; resident {_status_kib('VmRSS') / 1024:.0f} MiB; items of {item:g} s", flush=True)
     rows = measure(run, points, item)
     slope, intercept = fit(rows)
     print("\n| batch s | items | activation MiB | wall s |\n|---|---|---|---|")
     for r in rows:
-        print(f"| {r['batch_seconds']:g} | {r['items']} | {r['activation_mib']} | {r['wall_s']} |")
+        print(f"| {r['batch_s']:g} | {r['items']} | {r['activation_mib']} | {r['wall_s']} |")
     print(f"\nfit: {slope:.1f} MiB per audio second + {intercept:.0f} MiB "
           f"(= {1024 / slope:.1f} audio seconds per GiB, CPU float32)")
     if args.json:

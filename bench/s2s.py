@@ -7,7 +7,7 @@ the 2021 checkpoint format (nothing downloaded), plus random 1000-unit centroids
   3. torch threads 1 vs all (CPU only);
   4. optionally (--vocoder) a full-size unit HiFi-GAN: synthesis speed.
 
-    .venv/bin/python bench/s2s.py [--files 16] [--min-seconds 2] [--max-seconds 8] [--device cpu|cuda] [--fp16]
+    .venv/bin/python bench/s2s.py [--files 16] [--min-s 2] [--max-s 8] [--device cpu|cuda] [--fp16]
 """
 from __future__ import annotations
 
@@ -47,12 +47,12 @@ def timed(fn, sync, clock=time.perf_counter) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=16)
-    ap.add_argument("--min-seconds", type=float, default=2.0)
-    ap.add_argument("--max-seconds", type=float, default=8.0)
+    ap.add_argument("--min-s", type=float, default=2.0)
+    ap.add_argument("--max-s", type=float, default=8.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--fp16", action="store_true")
     ap.add_argument("--layer", type=int, default=11)
-    ap.add_argument("--batch-seconds", type=float, default=200.0)
+    ap.add_argument("--batch-s", type=float, default=200.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--vocoder", action="store_true", help="also time a full-size unit HiFi-GAN")
     args = ap.parse_args(argv)
@@ -83,10 +83,10 @@ def run(args, tmp: str) -> int:
     writer = build_hubert(os.path.join(tmp, "hubert.pt"), int_fields_as_float=(), **BASE)
     del writer
     np.save(os.path.join(tmp, "km.npy"), np.random.RandomState(0).randn(1000, 768).astype("float32"))
-    records = make_audio(tmp, args.files, args.min_seconds, args.max_seconds)
+    records = make_audio(tmp, args.files, args.min_s, args.max_s)
     audio_s = sum(r["duration"] for r in records)
     cfg = {"dense": os.path.join(tmp, "hubert.pt"), "layer": args.layer, "kmeans": os.path.join(tmp, "km.npy"),
-           "device": args.device, "fp16": args.fp16, "batch_seconds": args.batch_seconds}
+           "device": args.device, "fp16": args.fp16, "batch_s": args.batch_s}
     stage = S2SStage(from_dict(S2SConfig, cfg), FileSink(os.path.join(tmp, "out")))
     stage.setup()
     model = stage.reader.model

@@ -168,7 +168,7 @@ def stage_run(inputs: str, run_dir: str, workers: int) -> dict:
 
 def bare_rss_mb() -> float:
     code = ("import numpy, soundfile, soxr, amela.vad.stage, amela.audio, amela.vad.segments;"
-            "print(amela.vad.stage.peak_rss_mb())")
+            "import amela.runtime; print(amela.runtime.peak_rss_mb())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ,
                                                                                            "PYTHONPATH": ROOT})
     return float(out.stdout.strip())

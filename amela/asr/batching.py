@@ -13,7 +13,7 @@ CPU_BATCH_SECONDS = 60.0  # on CPU a bigger batch buys little; keeps latency and
 # Memory model (docs/asr.md): peak activation memory per audio second in a batch, measured with bench/memory.py on
 # the full-size parakeet-tdt-0.6b-v2 architecture (FastConformer-XL + TDT) on CPU in float32: 318, 584, 1,909 and
 # 2,082 MiB at 30, 60, 120 and 240 s; 16 MiB/s is the upper envelope (the 120 s point). Attention is bounded by
-# max_seconds per item, so the cost is linear in batch seconds. bf16 autocast takes about half: headroom.
+# max_s per item, so the cost is linear in batch seconds. bf16 autocast takes about half: headroom.
 ACTIVATION_MIB_PER_SECOND = 16.0
 RESERVE_MIB = 512.0  # CUDA context, cuBLAS/cuDNN workspaces: kept out of the budget
 MAX_BATCH_SECONDS = 4000.0  # beyond this, bigger batches do not raise throughput, they only delay results
@@ -79,10 +79,10 @@ def gpu_free_bytes_nvidia_smi() -> int | None:
         return None
 
 
-def planning_budget(batch_seconds: float | None, device: str) -> float:
+def planning_budget(batch_s: float | None, device: str) -> float:
     """The budget the main process plans with: the configured one, else from the GPU's free memory, else CPU's."""
-    if batch_seconds is not None:
-        return float(batch_seconds)
+    if batch_s is not None:
+        return float(batch_s)
     if device != "cpu":
         free = gpu_free_bytes_nvidia_smi()
         if free:

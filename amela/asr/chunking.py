@@ -1,7 +1,7 @@
 """Cutting long audio into pieces a model can take, and putting the transcripts back together.
 
 Cuts go, in order of preference: at the VAD stage's `split_points` (middles of silences), between its
-`speech_segments`, and otherwise at the quietest 20 ms frame near the end of each `max_seconds` window. Pieces never
+`speech_segments`, and otherwise at the quietest 20 ms frame near the end of each `max_s` window. Pieces never
 overlap, so no word is transcribed twice; a cut in a silence (or the quietest spot) rarely splits a word.
 VAD times are seconds of the audio file, as the VAD stage writes them (a record with `offset` 12 has segments from 12
 on); they are made relative to the record's span here.
@@ -38,11 +38,11 @@ def quietest_sample(samples, sample_rate: int, start: int, end: int) -> int:
     return start + int(np.argmin(energy)) * frame + frame // 2
 
 
-def plan_pieces(samples, sample_rate: int, max_seconds: float, search_seconds: float,
+def plan_pieces(samples, sample_rate: int, max_s: float, search_s: float,
                 vad_points: list[float] | None = None) -> list[tuple[int, int]]:
-    """[(start, end)] sample spans covering all of `samples`, each at most max_seconds long."""
+    """[(start, end)] sample spans covering all of `samples`, each at most max_s long."""
     n = len(samples)
-    limit = int(max_seconds * sample_rate)
+    limit = int(max_s * sample_rate)
     if n <= limit:
         return [(0, n)]
     points = [int(round(p * sample_rate)) for p in (vad_points or [])]
@@ -54,7 +54,7 @@ def plan_pieces(samples, sample_rate: int, max_seconds: float, search_seconds: f
         if usable:
             cut = usable[-1]  # the latest VAD cut keeps pieces long (fewer pieces, more context each)
         else:
-            cut = quietest_sample(samples, sample_rate, max(start + min_piece, window_end - int(search_seconds * sample_rate)),
+            cut = quietest_sample(samples, sample_rate, max(start + min_piece, window_end - int(search_s * sample_rate)),
                                   window_end)
         pieces.append((start, cut))
         start = cut

@@ -23,13 +23,15 @@ class AsrConfig:
                              choices=MODEL_KINDS)
     text_key: str = option("text", help="output key of the transcript")
     overwrite: bool = option(False, help="replace text_key when input records already have it (a reference)")
-    batch_seconds: float | None = option(
-        None, help="audio seconds per batch; default: from free GPU memory (GPU) or 60 (CPU)")
-    max_seconds: float = option(
-        40.0, help="records longer than this are cut into pieces (at VAD split points if present) and reassembled")
-    cut_search_seconds: float = option(
+    batch_s: float | None = option(
+        None, help="audio seconds per batch; default: from free GPU memory (GPU) or 60 (CPU)",
+        old_names=("batch_seconds",))
+    max_s: float = option(
+        40.0, help="records longer than this are cut into pieces (at VAD split points if present) and reassembled",
+        old_names=("max_seconds",))
+    cut_search_s: float = option(
         5.0, help="without VAD split points, each cut falls at the quietest 20 ms in the last this-many seconds "
-                  "of a max_seconds window")
+                  "of a max_s window", old_names=("cut_search_seconds",))
     timestamps: bool = option(False, help="add `words`: [{word, start, end}] in seconds from the record's start")
     scores: bool = option(False, help="add `score` (the decoder's log-probability score, summed over pieces)")
     channel: int | None = option(None, help="use only this channel (0-based); unset: average all channels")
@@ -49,13 +51,12 @@ class AsrConfig:
             raise ConfigError("asr: --model is required (a .nemo path, SALM directory or pretrained name)")
         if not self.text_key or self.text_key in PROTECTED_KEYS:
             raise ConfigError(f"asr: text_key {self.text_key!r} is not allowed (protected: {', '.join(PROTECTED_KEYS)})")
-        if self.batch_seconds is not None and self.batch_seconds <= 0:
-            raise ConfigError(f"asr: batch_seconds must be > 0, got {self.batch_seconds}")
-        if self.max_seconds < 2.0:
-            raise ConfigError(f"asr: max_seconds must be >= 2, got {self.max_seconds}")
-        if not 0.0 < self.cut_search_seconds < self.max_seconds:
-            raise ConfigError(f"asr: cut_search_seconds must be > 0 and < max_seconds ({self.max_seconds}), "
-                              f"got {self.cut_search_seconds}")
+        if self.batch_s is not None and self.batch_s <= 0:
+            raise ConfigError(f"asr: batch_s must be > 0, got {self.batch_s}")
+        if self.max_s < 2.0:
+            raise ConfigError(f"asr: max_s must be >= 2, got {self.max_s}")
+        if not 0.0 < self.cut_search_s < self.max_s:
+            raise ConfigError(f"asr: cut_search_s must be > 0 and < max_s ({self.max_s}), got {self.cut_search_s}")
         if self.channel is not None and self.channel < 0:
             raise ConfigError(f"asr: channel is a 0-based index, got {self.channel}")
         if "{audio}" not in self.salm_prompt:

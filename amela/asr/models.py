@@ -204,6 +204,8 @@ def fetch_models(names: list[str], cache_dir: str | None = None) -> list[str]:
     not fetched again (no network is touched for it). Needs the network for the others."""
     import logging
 
+    if not names:
+        raise ConfigError("fetch-models asr: name the models to fetch (or pass --check to list the cache)")
     hub_cache, nemo_cache = cache_dirs(cache_dir)
     paths = []
     for name in names:

@@ -42,6 +42,7 @@ class AsrStage(Stage):
     config_cls = AsrConfig
     resources = Resources(cpus_per_worker=1, gpus_per_worker=1, default_workers=1)
     accepts_directory = True  # a folder of audio: durations from headers, unreadable files become failures
+    models_module = "amela.asr.models"  # `amela fetch-models asr NAME...`
     description = "speech recognition with NVIDIA NeMo (CTC, RNNT/TDT, AED/Canary, SALM/Canary-Qwen)"
 
     def __init__(self, config: AsrConfig, sink=None):
@@ -49,8 +50,6 @@ class AsrStage(Stage):
         self.backend = None
         self.budget_s: float | None = None
         self._pool = None
-        self._stats = {"audio_seconds": 0.0, "transcribe_seconds": 0.0, "load_seconds": 0.0, "batches": 0,
-                       "model_calls": 0, "oom_halvings": 0, "records_chunked": 0, "pieces": 0}
 
     # -- main process ----------------------------------------------------------------------------------------------
     def check_input(self, records: list[dict]) -> None:
@@ -68,7 +67,7 @@ class AsrStage(Stage):
         resolve(self.config.model)
 
     def batches(self, records: list[dict]) -> list[list[int]]:
-        budget = batching.planning_budget(self.config.batch_seconds, self.config.device)
+        budget = batching.planning_budget(self.config.batch_s, self.config.device)
         return batching.plan_batches([float(r.get("duration") or 0.0) for r in records], budget)
 
     def summary(self, outputs: Callable[[], Iterator[dict]]) -> dict:
@@ -126,15 +125,16 @@ class AsrStage(Stage):
             from .backend import NemoAsrBackend
 
             self.backend = NemoAsrBackend(model, cfg, device)
-        self._stats["model_load_seconds_max"] = round(time.time() - t0, 3)
+        self.stat_update("model_load_s_max", time.time() - t0)
         self.budget_s = self._initial_budget(device)
+        self.stat_update("batch_s_budget_min", self.budget_s)
         self._pool = ThreadPoolExecutor(max_workers=cfg.load_threads)
         logger.info("asr: %s on %s (%s), batch budget %.0f s of audio", cfg.model, device, self.backend.dtype,
                     self.budget_s)
 
     def _initial_budget(self, device: str) -> float:
-        if self.config.batch_seconds is not None:
-            return float(self.config.batch_seconds)
+        if self.config.batch_s is not None:
+            return float(self.config.batch_s)
         if device == "cuda":
             import torch
 
@@ -150,24 +150,17 @@ class AsrStage(Stage):
         return sum(p.numel() * 2 for p in model.parameters() if p.is_floating_point()) if model is not None else 0
 
     def process(self, batch: list[dict]) -> list:
-        self._stats["batches"] += 1
+        self.stat_update("batches")
         outcomes: list = [None] * len(batch)
-        pieces = self._load(batch, outcomes)
-        results = self._transcribe_pieces(pieces)
+        with self.timer("cpu_s", time.process_time):
+            pieces = self._load(batch, outcomes)
+            results = self._transcribe_pieces(pieces)
         by_record: dict[int, list] = {}
         for piece, result in zip(pieces, results):
             by_record.setdefault(piece.record, []).append((piece, result))
         for pos, parts in by_record.items():
             outcomes[pos] = self._assemble(batch[pos], parts)
         return outcomes
-
-    def stats(self) -> dict:
-        out = dict(self._stats)
-        for k in ("audio_seconds", "transcribe_seconds", "load_seconds"):
-            out[k] = round(out[k], 3)
-        if self.budget_s is not None:
-            out["batch_seconds_budget_min"] = round(self.budget_s, 3)
-        return out
 
     def teardown(self) -> None:
         if self._pool is not None:
@@ -178,7 +171,7 @@ class AsrStage(Stage):
         """Decode every record (in threads), cut long ones; a record that cannot be read gets its ItemError."""
         from ..audio import read_span
 
-        t0 = time.time()
+        t0 = time.perf_counter()
         rate, cfg = self.backend.sample_rate, self.config
         futures = [self._pool.submit(read_span, r, rate, cfg.channel) for r in batch]
         pieces: list[Piece] = []
@@ -188,15 +181,15 @@ class AsrStage(Stage):
             except ItemError as exc:
                 outcomes[pos] = exc
                 continue
-            spans = chunking.plan_pieces(samples, rate, cfg.max_seconds, cfg.cut_search_seconds,
+            spans = chunking.plan_pieces(samples, rate, cfg.max_s, cfg.cut_search_s,
                                          chunking.vad_cut_points(record, len(samples) / rate))
             if len(spans) > 1:
-                self._stats["records_chunked"] += 1
+                self.stat_update("records_chunked")
             for a, b in spans:
                 pieces.append(Piece(pos, a / rate, samples[a:b], rate))
-            self._stats["audio_seconds"] += len(samples) / rate
-        self._stats["pieces"] += len(pieces)
-        self._stats["load_seconds"] += time.time() - t0
+            self.stat_update("audio_s", len(samples) / rate)
+        self.stat_update("pieces", len(pieces))
+        self.stat_update("load_s", time.perf_counter() - t0)
         return pieces
 
     def _transcribe_pieces(self, pieces: list[Piece]) -> list:
@@ -226,22 +219,20 @@ class AsrStage(Stage):
         """Transcribe a group; on out-of-memory halve it and keep the lower budget; isolate a failing piece."""
         from .backend import is_oom
 
-        t0 = time.time()
         try:
-            self._stats["model_calls"] += 1
-            results = self.backend.transcribe([p.samples for p in group])
-            self._stats["transcribe_seconds"] += time.time() - t0
-            return results
+            self.stat_update("model_calls")
+            with self.timer("transcribe_s"):
+                return self.backend.transcribe([p.samples for p in group])
         except Exception as exc:  # noqa: BLE001 - split and retry below; a lone piece's error becomes its failure
-            self._stats["transcribe_seconds"] += time.time() - t0
             if is_oom(exc):
                 self.backend.free_memory()
                 if len(group) == 1:
                     return [ItemError(f"out of memory on {group[0].seconds:.1f} s of audio even alone; lower "
-                                      f"--max-seconds (now {self.config.max_seconds})")]
-                self._stats["oom_halvings"] += 1
+                                      f"--max-s (now {self.config.max_s})")]
+                self.stat_update("oom_halvings")
                 total = sum(batching.item_cost(p.seconds) for p in group)
                 self.budget_s = max(batching.MIN_ITEM_SECONDS, min(self.budget_s, total / 2))
+                self.stat_update("batch_s_budget_min", self.budget_s)
                 logger.warning("asr: out of memory on %.0f s of audio; batch budget now %.0f s", total, self.budget_s)
                 # Re-plan the group within the lowered budget (not just halves: each call must fit the budget).
                 runs = batching.split_costs([batching.item_cost(p.seconds) for p in group], self.budget_s)

@@ -28,7 +28,7 @@ def register(subparsers, stage_name: str | None = None) -> None:
                    help="record this SLURM array job (SLURM_ARRAY_JOB_ID) in RUN_DIR/slurm_jobs.json for "
                         "`amela status`")
     p.add_argument("--auto", action="append", default=[], metavar="OPTION=VALUE",
-                   help="a stage option the task tuned itself (e.g. batch_seconds from its GPU's memory): used when "
+                   help="a stage option the task tuned itself (e.g. batch_s from its GPU's memory): used when "
                         "this call creates the run directory and the option was not given; a prepared directory "
                         "keeps its recorded value (repeatable)")
     p.set_defaults(func=cmd_prepare)

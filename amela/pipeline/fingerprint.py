@@ -74,7 +74,7 @@ def option_files(options: dict) -> dict[str, str]:
 
 def step_fingerprint(step, input_fp: dict | str, cache: HashCache) -> tuple[str, dict]:
     """(hex digest, the parts it hashes) for a step given its input's fingerprint."""
-    options = to_dict(step.options)
+    options = to_dict(step.options, old_names=True)  # renamed options hash as before: no rerun for a rename
     run = {k: v for k, v in to_dict(step.run).items() if k not in VOLATILE_RUN_OPTIONS}
     models = {key: cache.sha256(path) for key, path in sorted(option_files(options).items())}
     parts = {"stage": step.stage, "options": options, "run": run, "where": step.where, "models": models,

@@ -33,7 +33,6 @@ class QualityStage(Stage):
     def __init__(self, config=None, sink=None):
         super().__init__(config if config is not None else QualityConfig(), sink)
         self.dnsmos = None
-        self._counts = {"files": 0, "audio_s": 0.0, "windows": 0, "decode_s": 0.0, "dnsmos_s": 0.0, "cpu_s": 0.0}
 
     # -- main process ----------------------------------------------------------------------------------------------
     @classmethod
@@ -73,11 +72,6 @@ class QualityStage(Stage):
 
             self.dnsmos = Dnsmos(self.config.personalized, worker_threads(), self.config.window_batch)
 
-    def stats(self) -> dict:
-        from ..vad.stage import peak_rss_mb
-
-        return {**self._counts, "peak_rss_mb_max": peak_rss_mb()}
-
     def process(self, batch: list[dict]) -> list:
         """Each record decoded block by block into the signal measures and its DNSMOS windows; the windows of the
         whole batch are scored in onnxruntime batches as they fill (so only about a window per record is held)."""
@@ -109,11 +103,11 @@ class QualityStage(Stage):
             for pos, scores in windows.results().items():
                 results[pos].update(dnsmos_sig=_r(scores.sig), dnsmos_bak=_r(scores.bak), dnsmos_ovrl=_r(scores.ovrl),
                                     dnsmos_p808=_r(scores.p808), dnsmos_windows=scores.windows)
-                self._counts["windows"] += scores.windows
+                self.stat_update("windows", scores.windows)
         dnsmos_s = windows.run_s if windows is not None else 0.0
-        self._add("dnsmos_s", dnsmos_s)
-        self._add("decode_s", time.perf_counter() - t0 - dnsmos_s)  # decoding, measures, resampling, windowing
-        self._add("cpu_s", time.process_time() - cpu)
+        self.stat_update("dnsmos_s", dnsmos_s)
+        self.stat_update("decode_s", time.perf_counter() - t0 - dnsmos_s)  # decoding, measures, resampling, windowing
+        self.stat_update("cpu_s", time.process_time() - cpu)
         return results
 
     def _record(self, record: dict, measures: dict) -> dict:
@@ -122,12 +116,9 @@ class QualityStage(Stage):
         if abs(float(record.get("duration") or 0.0) - duration_s) > 1e-3:
             out["duration"] = round(duration_s, 6)  # the audio that exists (manifest past the end, mp3 estimate)
         out.update(measures)
-        self._counts["files"] += 1
-        self._add("audio_s", duration_s)
+        self.stat_update("files")
+        self.stat_update("audio_s", duration_s)
         return out
-
-    def _add(self, key: str, value: float) -> None:
-        self._counts[key] = round(self._counts[key] + value, 3)
 
 
 def _r(score: float) -> float:

@@ -18,18 +18,18 @@ RESERVE_GIB = 1.0  # CUDA context, cuDNN workspaces, the k-means distances: kept
 MAX_BATCH_SECONDS = 1000.0  # ten 100 s chunks: bigger batches do not raise throughput, they only delay results
 
 
-def budget_from_free_bytes(free_bytes: int, chunk_seconds: float) -> float:
+def budget_from_free_bytes(free_bytes: int, chunk_s: float) -> float:
     """The batch budget for a GPU with `free_bytes` free after the models loaded; never below one chunk."""
-    usable_mib = free_bytes / 2**20 - RESERVE_GIB * 1024 - MIB_PER_CHUNK_SECOND * chunk_seconds
-    return float(min(MAX_BATCH_SECONDS, max(chunk_seconds, usable_mib / MIB_PER_BATCH_SECOND)))
+    usable_mib = free_bytes / 2**20 - RESERVE_GIB * 1024 - MIB_PER_CHUNK_SECOND * chunk_s
+    return float(min(MAX_BATCH_SECONDS, max(chunk_s, usable_mib / MIB_PER_BATCH_SECOND)))
 
 
-def planning_budget(batch_seconds: float | None, device: str, chunk_seconds: float) -> float:
+def planning_budget(batch_s: float | None, device: str, chunk_s: float) -> float:
     """What the main process plans with: the configured budget, else the first GPU's free memory, else CPU's."""
-    if batch_seconds is not None:
-        return float(batch_seconds)
+    if batch_s is not None:
+        return float(batch_s)
     if device != "cpu":
         free = gpu_free_bytes_nvidia_smi()
         if free:
-            return budget_from_free_bytes(free, chunk_seconds)
+            return budget_from_free_bytes(free, chunk_s)
     return CPU_BATCH_SECONDS

@@ -32,11 +32,11 @@ class S2SConfig:
     units_format: str = option("none", help="encode: also write one file of frame-level units per record",
                                choices=UNIT_FILE_FORMATS)
     channel: int | None = option(None, help="use only this channel (0-based); unset: average all channels")
-    chunk_seconds: float = option(100.0, help="long audio is encoded in chunks of this length and the units "
-                                  "stitched (as textlesslib did)")
-    batch_seconds: float | None = option(None, help="audio seconds per forward pass, padding included (default: on "
-                                         "GPU from its free memory after the models loaded, see docs/s2s.md; on "
-                                         "CPU 200)")
+    chunk_s: float = option(100.0, help="long audio is encoded in chunks of this length and the units stitched "
+                            "(as textlesslib did)", old_names=("chunk_seconds",))
+    batch_s: float | None = option(None, help="audio seconds per forward pass, padding included (default: on GPU "
+                                   "from its free memory after the models loaded, see docs/s2s.md; on CPU 200)",
+                                   old_names=("batch_seconds",))
     device: str = option("auto", help="auto (cuda when available), cpu, cuda, cuda:N")
     fp16: bool = option(False, help="half precision on GPU")
     trust_pickle: bool = option(False, help="allow unpickling a k-means file whose sha256 is not in the registry")
@@ -49,10 +49,10 @@ class S2SConfig:
             raise ConfigError(f"channel is a 0-based index, got {self.channel}")
         if self.layer < 1:
             raise ConfigError(f"layer must be >= 1 (1-based), got {self.layer}")
-        if not self.chunk_seconds >= 1.0:
-            raise ConfigError(f"chunk_seconds must be >= 1, got {self.chunk_seconds}")
-        if self.batch_seconds is not None and not self.batch_seconds > 0:
-            raise ConfigError(f"batch_seconds must be > 0, got {self.batch_seconds}")
+        if not self.chunk_s >= 1.0:
+            raise ConfigError(f"chunk_s must be >= 1, got {self.chunk_s}")
+        if self.batch_s is not None and not self.batch_s > 0:
+            raise ConfigError(f"batch_s must be > 0, got {self.batch_s}")
         if self.speaker_id < 0 or self.style_id < 0:
             raise ConfigError("speaker_id and style_id must be >= 0")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):

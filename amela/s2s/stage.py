@@ -27,6 +27,7 @@ class S2SStage(Stage):
     # One model copy per worker; on a GPU node one worker per GPU.
     resources = Resources(cpus_per_worker=4, gpus_per_worker=1)
     accepts_directory = True
+    models_module = "amela.s2s.models"  # `amela fetch-models s2s [NAME...]`
     description = "discrete speech units (HuBERT + k-means) and unit HiFi-GAN resynthesis on fairseq checkpoints"
     scorer = None  # --quality: DNSMOS of resynthesised and source audio, built in setup()
 
@@ -34,7 +35,6 @@ class S2SStage(Stage):
         super().__init__(config, sink)
         self.reader = self.quantizer = self.vocoder = None
         self.budget_s: float | None = None
-        self._stats: dict = {}
 
     # -- main process ------------------------------------------------------------------------------------------------
     def check_input(self, records: list[dict]) -> None:
@@ -64,8 +64,8 @@ class S2SStage(Stage):
         if self.config.mode == "synth":
             order = sorted(range(len(records)), key=lambda i: len(records[i].get("units") or ()))
             return [order[i:i + SYNTH_BATCH_ITEMS] for i in range(0, len(order), SYNTH_BATCH_ITEMS)]
-        chunk = self.config.chunk_seconds
-        budget = planning_budget(self.config.batch_seconds, self.config.device, chunk)
+        chunk = self.config.chunk_s
+        budget = planning_budget(self.config.batch_s, self.config.device, chunk)
         order = sorted(range(len(records)), key=lambda i: records[i]["duration"])
         out, cur, cur_chunks, longest = [], [], 0, 0.0
         for i in order:
@@ -164,21 +164,21 @@ class S2SStage(Stage):
             from ..quality.resynth import ResynthScorer
 
             self.scorer = ResynthScorer()
-        self._stats["model_load_seconds_max"] = round(time.time() - t0, 3)
+        self.stat_update("model_load_s_max", time.time() - t0)
         self.budget_s = self._initial_budget(device)
-        self._stats["batch_seconds_budget_min"] = round(self.budget_s, 3)
+        self.stat_update("batch_s_budget_min", self.budget_s)
         logger.info("s2s: %s on %s, batch budget %.0f s of audio", cfg.mode, device, self.budget_s)
 
     def _initial_budget(self, device: str) -> float:
         """The configured budget, else (on GPU) one from the memory left after the models loaded, else CPU's."""
-        if self.config.batch_seconds is not None:
-            return float(self.config.batch_seconds)
+        if self.config.batch_s is not None:
+            return float(self.config.batch_s)
         if device.startswith("cuda"):
             import torch
 
             free, _ = torch.cuda.mem_get_info(torch.device(device))
-            return budget_from_free_bytes(free, self.config.chunk_seconds)
-        return planning_budget(None, "cpu", self.config.chunk_seconds)
+            return budget_from_free_bytes(free, self.config.chunk_s)
+        return planning_budget(None, "cpu", self.config.chunk_s)
 
     def _load_vocoder(self, device: str):
         from . import models
@@ -198,6 +198,10 @@ class S2SStage(Stage):
         return UnitVocoder(voc.path, config_path, device, cfg.fp16, cfg.speaker_id, cfg.style_id)
 
     def process(self, batch: list[dict]) -> list:
+        with self.timer("cpu_s", time.process_time):
+            return self._process(batch)
+
+    def _process(self, batch: list[dict]) -> list:
         if self.config.mode == "synth":
             return [self._guard(self._synth_one, r) for r in batch]
         decoded_s: dict[int, float] = {}
@@ -222,12 +226,6 @@ class S2SStage(Stage):
         except (ItemError, ValueError) as exc:
             return exc if isinstance(exc, ItemError) else ItemError(f"{record['audio_filepath']}: {exc}")
 
-    def stats(self) -> dict:
-        return dict(self._stats)
-
-    def _count(self, key: str, value: float) -> None:
-        self._stats[key] = round(self._stats.get(key, 0) + value, 3)
-
     # -- encoding ----------------------------------------------------------------------------------------------------
     def encode(self, batch: list[dict], decoded_s: dict | None = None) -> list:
         """Frame-level units (list[int]) per record, or an ItemError for a record whose audio cannot be used;
@@ -236,7 +234,7 @@ class S2SStage(Stage):
 
         pieces: list[tuple[int, int, object]] = []  # (record position, chunk number, waveform)
         results: list = [None] * len(batch)
-        chunk = int(self.config.chunk_seconds * SAMPLE_RATE)
+        chunk = int(self.config.chunk_s * SAMPLE_RATE)
         for pos, record in enumerate(batch):
             try:
                 audio = read_span(record, SAMPLE_RATE, self.config.channel)
@@ -247,7 +245,7 @@ class S2SStage(Stage):
                 results[pos] = ItemError(f"{record['audio_filepath']}: {len(audio)} samples is shorter than one "
                                          f"unit frame ({self.reader.min_samples} samples)")
                 continue
-            self._count("audio_seconds", len(audio) / SAMPLE_RATE)
+            self.stat_update("audio_s", len(audio) / SAMPLE_RATE)
             if decoded_s is not None:
                 decoded_s[pos] = len(audio) / SAMPLE_RATE
             wav = torch.from_numpy(audio)
@@ -271,13 +269,13 @@ class S2SStage(Stage):
                 continue
             for (pos, n, _), f in zip(group, feats):
                 per_record.setdefault(pos, []).append((n, self.quantizer(f)))
-            self._count("forward_seconds", time.time() - t0)
-            self._count("forward_batches", 1)
+            self.stat_update("forward_s", time.time() - t0)
+            self.stat_update("forward_batches", 1)
         for pos, parts in per_record.items():
             if results[pos] is not None:  # one of its chunks did not fit even alone
                 continue
             results[pos] = [int(u) for _, t in sorted(parts, key=lambda p: p[0]) for u in t.tolist()]
-            self._count("frames", len(results[pos]))
+            self.stat_update("frames", len(results[pos]))
         return results
 
     def _after_oom(self, group: list, results: list, batch: list[dict]) -> list[list]:
@@ -291,11 +289,11 @@ class S2SStage(Stage):
         if len(group) == 1:
             pos = group[0][0]
             results[pos] = ItemError(f"{batch[pos]['audio_filepath']}: out of memory on one {padded_s:.1f} s chunk "
-                                     f"even alone; lower --chunk-seconds (now {self.config.chunk_seconds:g})")
+                                     f"even alone; lower --chunk-s (now {self.config.chunk_s:g})")
             return []
         self.budget_s = max(1.0, min(self.budget_s, padded_s / 2))
-        self._count("oom_halvings", 1)
-        self._stats["batch_seconds_budget_min"] = round(self.budget_s, 3)
+        self.stat_update("oom_halvings")
+        self.stat_update("batch_s_budget_min", self.budget_s)
         logger.warning("s2s: out of memory on %.0f s of padded audio; batch budget now %.0f s", padded_s, self.budget_s)
         regrouped = self._groups(group)
         return regrouped if len(regrouped) > 1 else [group[: len(group) // 2], group[len(group) // 2:]]
@@ -341,7 +339,7 @@ class S2SStage(Stage):
         if self.scorer is not None:
             t0 = time.time()
             out.update(self.scorer.compare(record, out["audio_filepath"]))
-            self._count("quality_seconds", time.time() - t0)
+            self.stat_update("quality_s", time.time() - t0)
         return out
 
     def _synth_one(self, record: dict) -> dict:
@@ -362,7 +360,7 @@ class S2SStage(Stage):
     def _write_audio(self, record: dict, units: list[int], dur_prediction: bool) -> dict:
         t0 = time.time()
         audio = self.vocoder.synthesize(units, dur_prediction=dur_prediction)
-        self._count("vocoder_seconds", time.time() - t0)
+        self.stat_update("vocoder_s", time.time() - t0)
         sr = self.vocoder.sample_rate
         path = self.sink_write(mirror_path(record, self.config.input_root, ".wav"), wav_bytes(audio, sr))
         out = {k: v for k, v in record.items() if k != "offset"}  # the new file starts at 0

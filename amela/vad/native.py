@@ -178,11 +178,6 @@ class NativeVad:
         return self.finish()
 
 
-def crash_now() -> None:
-    """A real segmentation fault (test hook): reads address 0 through ctypes."""
-    ctypes.string_at(0)
-
-
 def library_version(lib: ctypes.CDLL) -> str:
     lib.ten_vad_get_version.restype = ctypes.c_char_p
     return (lib.ten_vad_get_version() or b"").decode("ascii", "replace")

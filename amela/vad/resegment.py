@@ -40,7 +40,7 @@ class ResegmentStage(VadStage):
         except OSError as exc:
             raise ItemError(f"{record['audio_filepath']}: cannot read its stored probabilities: {exc}") from None
         source = {k: v for k, v in record.items() if k != REF_KEY}
-        self._count(ref["duration_s"], 0.0, time.perf_counter() - t0, len(probs))
+        self.count_file(ref["duration_s"], 0.0, time.perf_counter() - t0, len(probs))
         return self.results(source, probs, ref["duration_s"], ref["offset_s"])
 
 

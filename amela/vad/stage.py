@@ -1,7 +1,6 @@
 """VadStage: TEN-VAD over every file of a corpus: speech segments, statistics, split points, segment records."""
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -9,7 +8,6 @@ from ..errors import ItemError
 from ..stage import Blob, Output, Resources, Stage
 from .config import SAMPLE_RATE, VadConfig
 
-CRASH_ENV = "AMELA_VAD_TEST_CRASH"  # test hook: a file whose basename matches crashes the worker inside ctypes
 DROPPED_KEYS = ("header_error",)  # the directory scan's note; a file that decoded has no header problem
 SEGMENT_DROPPED_KEYS = ("offset", "duration", "text", "header_error", "speech_segments", "split_points")
 PROBS = "probs"  # the blob holding each file's frame probabilities (--save-probs)
@@ -28,23 +26,16 @@ class VadStage(Stage):
     config_cls = VadConfig
     resources = Resources(cpus_per_worker=1)
     accepts_directory = True
-    streams = ("segments", "packed")
-    blobs = (PROBS,)
+    streams = {"segments": "segments", "packed": "pack_to_s"}
+    blobs = {PROBS: "save_probs"}
     presets = PRESETS
     description = "TEN-VAD speech detection: segments, speech ratio, statistics and split points per file"
 
     def __init__(self, config=None, sink=None):
         super().__init__(config if config is not None else VadConfig(), sink)
         self.vad = None
-        self._counts = {"files": 0, "audio_s": 0.0, "decode_s": 0.0, "vad_s": 0.0, "cpu_s": 0.0, "frames": 0}
 
     # -- main process ----------------------------------------------------------------------------------------------
-    def output_streams(self) -> tuple[str, ...]:
-        return tuple(s for s, on in (("segments", self.config.segments), ("packed", self.config.pack_to_s)) if on)
-
-    def output_blobs(self) -> tuple[str, ...]:
-        return (PROBS,) if self.config.save_probs else ()
-
     @classmethod
     def doctor(cls) -> list[tuple[str, bool, str]]:
         from .doctor import checks
@@ -71,23 +62,6 @@ class VadStage(Stage):
         if self.vad is not None:
             self.vad.close()
 
-    def stats(self) -> dict:
-        """Counters (the runner sums them over workers) and this worker's peak memory (it keeps the maximum)."""
-        counts = dict(self._counts)
-        counts["peak_rss_mb_max"] = peak_rss_mb()
-        return counts
-
-    def process(self, batch: list[dict]) -> list:
-        cpu = time.process_time()
-        results = []
-        for record in batch:
-            try:
-                results.append(self.process_one(record))
-            except ItemError as exc:
-                results.append(exc)
-        self._counts["cpu_s"] = round(self._counts["cpu_s"] + time.process_time() - cpu, 3)
-        return results
-
     def process_one(self, record: dict):
         from ..audio import open_span
 
@@ -96,12 +70,12 @@ class VadStage(Stage):
         t0 = time.perf_counter()
         fh, span = open_span(record, cfg.channel)
         with fh:
-            probs, flags, decode_s = self._detect(fh, span, path)
+            probs, flags, decode_s = self._detect(fh, span)
         t1 = time.perf_counter()
         if len(flags) == 0:
             samples = int(round(span.duration_s * SAMPLE_RATE))
             raise ItemError(f"{path}: too short for one VAD frame ({samples} samples at 16 kHz < hop {cfg.hop_size})")
-        self._count(span.duration_s, decode_s, t1 - t0 - decode_s, len(flags))
+        self.count_file(span.duration_s, decode_s, t1 - t0 - decode_s, len(flags))
         return self.results(record, probs, span.duration_s, span.start / span.samplerate)
 
     def results(self, record: dict, probs, duration_s: float, offset_s: float):
@@ -135,11 +109,10 @@ class VadStage(Stage):
                 "duration_s": duration_s, "offset_s": offset_s})
         return Output(out, streams, blobs) if streams or blobs else out
 
-    def _detect(self, fh, span, path: str):
+    def _detect(self, fh, span):
         """Decode block by block into a fresh native handle; returns (probabilities, flags, seconds decoding)."""
         from ..audio import iter_blocks
 
-        crash = os.environ.get(CRASH_ENV)
         self.vad.start()
         decode_s = 0.0
         try:
@@ -150,37 +123,15 @@ class VadStage(Stage):
                 decode_s += time.perf_counter() - t
                 if block is None:
                     break
-                if crash and os.path.basename(path) == crash:
-                    from .native import crash_now
-
-                    crash_now()
                 self.vad.feed(block)
         finally:
             probs, flags = self.vad.finish()
         return probs, flags, decode_s
 
-    def _count(self, audio_s: float, decode_s: float, vad_s: float, frames: int) -> None:
-        c = self._counts
-        c["files"] += 1
-        c["audio_s"] = round(c["audio_s"] + audio_s, 3)
-        c["decode_s"] = round(c["decode_s"] + decode_s, 3)
-        c["vad_s"] = round(c["vad_s"] + vad_s, 3)
-        c["frames"] += frames
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory. Linux: VmHWM, which starts afresh at exec; ru_maxrss would report the
-    parent's size at fork when that was larger."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux, bytes on macOS
+    def count_file(self, audio_s: float, decode_s: float, vad_s: float, frames: int) -> None:
+        for label, value in (("files", 1), ("audio_s", audio_s), ("decode_s", decode_s), ("vad_s", vad_s),
+                             ("frames", frames)):
+            self.stat_update(label, value)
 
 
 def _t(seconds: float) -> float:

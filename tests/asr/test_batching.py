@@ -57,7 +57,7 @@ def test_planning_budget_uses_the_configured_value_else_the_cpu_default():
 
 
 def test_stage_batches_by_seconds():
-    stage = AsrStage(AsrConfig(model="x.nemo", batch_seconds=20.0))
+    stage = AsrStage(AsrConfig(model="x.nemo", batch_s=20.0))
     records = [{"audio_filepath": f"/a/{i}.wav", "duration": d} for i, d in enumerate([8, 8, 8, 3, 15, 2, 1])]
     batches = stage.batches(records)
     assert sorted(i for b in batches for i in b) == list(range(7))

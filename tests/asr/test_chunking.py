@@ -6,11 +6,11 @@ from amela.asr import chunking
 from .conftest import RATE, noise
 
 
-def _check_cover(pieces, n, max_seconds):
+def _check_cover(pieces, n, max_s):
     assert pieces[0][0] == 0 and pieces[-1][1] == n
     assert all(a < b for a, b in pieces)
     assert all(p[1] == q[0] for p, q in zip(pieces, pieces[1:]))  # contiguous, no overlap, nothing dropped
-    assert all(b - a <= max_seconds * RATE for a, b in pieces)
+    assert all(b - a <= max_s * RATE for a, b in pieces)
 
 
 def test_short_audio_is_one_piece():

@@ -22,9 +22,9 @@ def test_records_with_the_text_key_are_refused_unless_overwrite_or_another_key(t
 @pytest.mark.parametrize("options, message", [
     ({}, "missing required option"),
     ({"model": "m.nemo", "text_key": "duration"}, "not allowed"),
-    ({"model": "m.nemo", "batch_seconds": 0}, "batch_seconds must be > 0"),
-    ({"model": "m.nemo", "max_seconds": 1}, "max_seconds must be >= 2"),
-    ({"model": "m.nemo", "cut_search_seconds": 50}, "cut_search_seconds"),
+    ({"model": "m.nemo", "batch_s": 0}, "batch_s must be > 0"),
+    ({"model": "m.nemo", "max_s": 1}, "max_s must be >= 2"),
+    ({"model": "m.nemo", "cut_search_s": 50}, "cut_search_s"),
     ({"model": "m.nemo", "channel_selector": "left"}, "channel_selector"),
     ({"model": "m.nemo", "salm_prompt": "Transcribe"}, "{audio}"),
     ({"model": "m.nemo", "device": "tpu"}, "device must be one of"),

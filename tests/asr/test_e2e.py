@@ -33,7 +33,7 @@ def test_run_asr_keeps_order_isolates_bad_files_and_refuses_references(tmp_path,
     manifest = write_manifest(tmp_path / "m.jsonl", records)
     run = tmp_path / "run"
     base = ["run", "asr", manifest, "-o", str(run), "--model", tiny_models["ctc"], "--workers", "0",
-            "--batch-seconds", "8", "--no-progress"]
+            "--batch-s", "8", "--no-progress"]
     assert main(base) == 2  # the input has reference transcripts under 'text'
     assert not (run / "asr.jsonl").exists()
     assert main(base + ["--text-key", "pred_text"]) == 1  # done, with item failures
@@ -46,7 +46,7 @@ def test_run_asr_keeps_order_isolates_bad_files_and_refuses_references(tmp_path,
     assert sorted(f["audio_filepath"] for f in failures) == sorted([str(empty), str(tmp_path / "gone.wav")])
     assert all(f["audio_filepath"] in f["message"] for f in failures)
     stats = json.loads((run / "stats.json").read_text())
-    assert stats["per_shard"][0]["stage"]["batch_seconds_budget_min"] == 8.0
+    assert stats["per_shard"][0]["stage"]["batch_s_budget_min"] == 8.0
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_interrupted_run_resumes_to_every_record_once(tmp_path, tiny_models, ctc
     manifest, records = big_manifest
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "amela.asr", manifest, "-o", str(run), "--model", tiny_models["ctc"],
-           "--batch-seconds", "1", "--workers", "1", "--no-progress"]  # one record per batch: a long window to interrupt
+           "--batch-s", "1", "--workers", "1", "--no-progress"]  # one record per batch: a long window to interrupt
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     partial, seen, deadline = run / "shards" / "00000" / "output.partial", 0, time.time() + 180
     while time.time() < deadline and proc.poll() is None:

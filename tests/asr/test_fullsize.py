@@ -41,7 +41,7 @@ def test_parakeet_by_name_offline_with_timestamps_and_long_audio(fullsize, tmp_p
 
     records = [{"audio_filepath": write_wav(tmp_path / f"{i}.wav", noise(s, 40 + i)), "duration": s}
                for i, s in enumerate((4.0, 2.5, 26.0))]
-    stage = AsrStage(AsrConfig(model="nvidia/parakeet-tdt-0.6b-v2", device="cpu", timestamps=True, max_seconds=10))
+    stage = AsrStage(AsrConfig(model="nvidia/parakeet-tdt-0.6b-v2", device="cpu", timestamps=True, max_s=10))
     stage.setup()
     model = stage.backend.model
     # The architecture the builder promises: FastConformer-XL + TDT over 1,024 tokens.

@@ -18,7 +18,7 @@ def salm_dir(tmp_path_factory):
 
 
 def test_salm_transcribes_through_generate_in_order_and_cuts_long_audio(salm_dir, corpus, tmp_path):
-    stage = AsrStage(AsrConfig(model=salm_dir, device="cpu", batch_seconds=10.0, max_new_tokens=8, max_seconds=20.0,
+    stage = AsrStage(AsrConfig(model=salm_dir, device="cpu", batch_s=10.0, max_new_tokens=8, max_s=20.0,
                                salm_prompt="Repeat: {audio}"))
     stage.setup()
     assert type(stage.backend).__name__ == "SalmBackend"

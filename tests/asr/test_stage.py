@@ -32,7 +32,7 @@ def run_like_the_runner(stage, records):
 
 @pytest.fixture(scope="module")
 def ctc_stage(tiny_models):
-    return make_stage(tiny_models["ctc"], batch_seconds=12.0)
+    return make_stage(tiny_models["ctc"], batch_s=12.0)
 
 
 def test_every_record_in_input_order_with_nemos_own_transcript(ctc_stage, ctc_model, corpus):
@@ -68,7 +68,7 @@ def test_long_record_is_cut_at_vad_split_points_and_reassembled(tiny_models, ctc
     path = write_wav(tmp_path / "long.wav", noise(100.0, 11))
     x, _ = sf.read(path, dtype="float32")  # as stored (16-bit PCM)
     points = [25.0, 52.5, 80.0]
-    stage = make_stage(tiny_models["ctc"], max_seconds=30.0, batch_seconds=60.0)
+    stage = make_stage(tiny_models["ctc"], max_s=30.0, batch_s=60.0)
     [out] = stage.process([{"audio_filepath": path, "duration": 100.0, "split_points": points}])
     bounds = [0] + [int(p * RATE) for p in points] + [len(x)]
     pieces = [x[a:b] for a, b in zip(bounds, bounds[1:])]
@@ -80,7 +80,7 @@ def test_long_record_is_cut_at_vad_split_points_and_reassembled(tiny_models, ctc
 def test_long_record_without_vad_is_cut_in_its_silences(tiny_models, ctc_model, tmp_path):
     path = write_wav(tmp_path / "long.wav", noise(70.0, 12, gaps=[(33.0, 33.5)]))
     x, _ = sf.read(path, dtype="float32")
-    stage = make_stage(tiny_models["ctc"], max_seconds=40.0, cut_search_seconds=10.0, timestamps=True, scores=True)
+    stage = make_stage(tiny_models["ctc"], max_s=40.0, cut_search_s=10.0, timestamps=True, scores=True)
     [out] = stage.process([{"audio_filepath": path, "duration": 70.0}])
     # Where the cutter puts the cut is tested in test_chunking; here: the stage cuts there and reassembles.
     [(_, cut), _] = chunking.plan_pieces(x, RATE, 40.0, 10.0)
@@ -111,24 +111,24 @@ class OomBackend:
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_the_budget_that_worked(tiny_models, ctc_model, corpus):
-    stage = make_stage(tiny_models["ctc"], batch_seconds=60.0)
+    stage = make_stage(tiny_models["ctc"], batch_s=60.0)
     stage.backend = OomBackend(stage.backend, limit_s=10.0)
     records = list(corpus)
     results = run_like_the_runner(stage, records)
     assert [r["text"] for r in results] == direct(ctc_model, [read_span(r, RATE) for r in records])
     stats = stage.stats()
     assert stats["oom_halvings"] >= 1
-    assert stats["batch_seconds_budget_min"] <= 30.0  # halved at least once from 60
+    assert stats["batch_s_budget_min"] <= 30.0  # halved at least once from 60
     calls = stage.backend.calls
     failed = [i for i, (_, _, oom) in enumerate(calls) if oom]
     assert stats["oom_halvings"] == len(failed) <= 4  # 60 -> 30 -> 15 -> 7.5: the budget is learned, not retried
     # Every call after the last out-of-memory error fits the budget that worked (or is one item alone).
-    assert all(s <= stats["batch_seconds_budget_min"] or n == 1 for s, n, _ in calls[failed[-1] + 1:])
+    assert all(s <= stats["batch_s_budget_min"] or n == 1 for s, n, _ in calls[failed[-1] + 1:])
     assert len(calls) > len(failed) + 3
 
 
 def test_a_piece_that_breaks_the_model_fails_alone(tiny_models, ctc_model, corpus):
-    stage = make_stage(tiny_models["ctc"], batch_seconds=100.0)
+    stage = make_stage(tiny_models["ctc"], batch_s=100.0)
     target = len(read_span(corpus[2], RATE))
 
     class Picky:
@@ -155,7 +155,7 @@ def test_other_architectures_through_the_stage(tiny_models, corpus, kind):
     from nemo.collections.asr.models import ASRModel
 
     model = ASRModel.restore_from(tiny_models[kind], map_location="cpu").eval()
-    stage = make_stage(tiny_models[kind], batch_seconds=15.0, text_key="pred_text")
+    stage = make_stage(tiny_models[kind], batch_s=15.0, text_key="pred_text")
     records = [r for r in corpus if r["duration"] <= 3.5][:5]  # random RNNT decoders are slow on CPU
     results = run_like_the_runner(stage, records)
     assert [r["pred_text"] for r in results] == direct(model, [read_span(r, RATE) for r in records])

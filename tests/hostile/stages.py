@@ -21,11 +21,11 @@ class FileStage(EchoStage):
     config_cls = FileConfig
     accepts_directory = True
 
-    def _one(self, record):
+    def process_one(self, record):
         name = os.path.basename(record["audio_filepath"])
         if name in self.config.stop_on:
             os.kill(os.getpid(), signal.SIGSTOP)
         if self.config.read_file:
             with open(record["audio_filepath"], "rb") as fh:
                 fh.read()
-        return super()._one(record)
+        return super().process_one(record)

@@ -24,6 +24,6 @@ class PacedStage(Stage):
     def setup(self) -> None:
         time.sleep(self.config.setup_s)
 
-    def process(self, batch):
-        time.sleep(self.config.sleep_per_audio_s * sum(r["duration"] for r in batch))
-        return [{**r, "paced_s": self.config.sleep_per_audio_s * r["duration"]} for r in batch]
+    def process_one(self, record):
+        time.sleep(self.config.sleep_per_audio_s * record["duration"])
+        return {**record, "paced_s": self.config.sleep_per_audio_s * record["duration"]}

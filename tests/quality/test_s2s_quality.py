@@ -36,7 +36,7 @@ def test_resynth_with_quality_scores_both_sides(tiny, tmp_path):  # noqa: F811
     rows = list(csv.DictReader(io.StringIO(files["s2s_quality.csv"].decode())))
     assert [r["source_audio_filepath"] for r in rows] == [r["audio_filepath"] for r in records]
     assert files["s2s_quality.png"][:4] == b"\x89PNG"
-    assert stage.stats()["quality_seconds"] > 0
+    assert stage.stats()["quality_s"] > 0
 
 
 def test_without_quality_nothing_changes(tiny, tmp_path):  # noqa: F811

@@ -40,7 +40,7 @@ def test_batched_equals_one_at_a_time(tiny, encoder):
 
 
 def test_long_audio_is_chunked_and_stitched(tiny):
-    stage = make_stage(tiny, mode="encode", frame_units=True, chunk_seconds=1.0)
+    stage = make_stage(tiny, mode="encode", frame_units=True, chunk_s=1.0)
     record = tiny.records[2]  # 2.5 s -> chunks of 1.0, 1.0, 0.5 s
     wav = read(record["audio_filepath"])
     got = stage.process([record])[0]["frame_units"]
@@ -173,7 +173,7 @@ def test_batches_sort_by_duration_and_respect_the_budget(tiny):
     from amela.s2s.stage import S2SStage
 
     records = [{"audio_filepath": f"/a/{i}.wav", "duration": d} for i, d in enumerate([5, 1, 3, 250, 2, 4])]
-    stage = S2SStage(stage_config(tiny, batch_seconds=10, chunk_seconds=100))
+    stage = S2SStage(stage_config(tiny, batch_s=10, chunk_s=100))
     batches = stage.batches(records)
     assert sorted(i for b in batches for i in b) == list(range(6))
     flat = [records[i]["duration"] for b in batches for i in b]
@@ -240,19 +240,19 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_budget(tiny):
     span = tiny.records[2]  # 2.5 s: three 1 s spans of it, plus a 1 s and a 0.75 s file
     records = [tiny.records[0]] + [dict(span, offset=o, duration=1.0) for o in (0.0, 0.7, 1.4)] + [tiny.records[3]]
     reference = make_stage(tiny, mode="encode", frame_units=True).process(records)
-    stage = make_stage(tiny, mode="encode", frame_units=True, batch_seconds=40.0)
+    stage = make_stage(tiny, mode="encode", frame_units=True, batch_s=40.0)
     stage.reader = OomReader(stage.reader, limit_s=3.0)
     out = stage.process(records)
     assert [r["frame_units"] for r in out] == [r["frame_units"] for r in reference]
     stats = stage.stats()
     failed = [i for i, (_, _, oom) in enumerate(stage.reader.calls) if oom]
     assert stats["oom_halvings"] == len(failed) >= 1
-    assert stats["batch_seconds_budget_min"] <= 20.0
-    assert all(s <= stats["batch_seconds_budget_min"] or n == 1 for s, n, _ in stage.reader.calls[failed[-1] + 1:])
+    assert stats["batch_s_budget_min"] <= 20.0
+    assert all(s <= stats["batch_s_budget_min"] or n == 1 for s, n, _ in stage.reader.calls[failed[-1] + 1:])
     # A chunk that does not fit even alone fails its record only, with the fix in the message.
     stage.reader = OomReader(stage.reader.inner, limit_s=0.9)
     out = stage.process(records)
-    assert all(isinstance(r, ItemError) and "--chunk-seconds" in str(r) and rec["audio_filepath"] in str(r)
+    assert all(isinstance(r, ItemError) and "--chunk-s" in str(r) and rec["audio_filepath"] in str(r)
                for r, rec in zip(out[:4], records))
     assert out[4]["frame_units"] == reference[4]["frame_units"]
 

@@ -37,29 +37,22 @@ class EchoConfig:
 class EchoStage(Stage):
     name = "echo"
     config_cls = EchoConfig
-    streams = ("pieces",)
+    streams = {"pieces": "pieces"}
     description = "tests-only stage: echoes records, can fail or crash on chosen items"
 
-    def output_streams(self):
-        return self.streams if self.config.pieces else ()
-
     def setup(self) -> None:
-        self.setups = 1
-        self.items = 0
+        self.stat_update("setups")
 
-    def process(self, batch):
-        return [self._one(r) for r in batch]
-
-    def _one(self, record):
+    def process_one(self, record):
         name = os.path.basename(record["audio_filepath"])
         self._maybe_crash(name)
         if self.config.require_file and not os.path.exists(record["audio_filepath"]):
-            return ItemError(f"{record['audio_filepath']}: no such file")
+            raise ItemError(f"{record['audio_filepath']}: no such file")
         if name in self.config.fail_on:
-            return ItemError(f"{record['audio_filepath']}: asked to fail")
+            raise ItemError(f"{record['audio_filepath']}: asked to fail")
         if self.config.sleep_s:
             time.sleep(self.config.sleep_s)
-        self.items += 1
+        self.stat_update("items_processed")
         out = {**record, "echo": name.upper()}
         if self.config.write_files:
             out["file"] = self.sink.write_bytes(f"{name}.txt", name.encode())
@@ -81,9 +74,6 @@ class EchoStage(Stage):
             os.kill(os.getpid(), signal.SIGKILL)
         else:
             os._exit(3)
-
-    def stats(self):
-        return {"items_processed": self.items, "setups": self.setups}
 
     def summary(self, outputs):
         return {"echoed": sum(1 for _ in outputs())}

@@ -158,8 +158,10 @@ def test_segments_stream_is_an_asr_manifest(tmp_path, corpus):
 def test_worker_crash_in_native_path_is_isolated(tmp_path, corpus):
     root, paths = corpus
     run = tmp_path / "run"
-    proc = vad(root, "-o", run, "--workers", 2, "--batch-size", 4, env={"AMELA_VAD_TEST_CRASH": "part_05.wav"},
-               check=1)
+    cmd = ["run", "tests.vad.stages:CrashingVadStage", root, "-o", run, "--workers", 2, "--batch-size", 4,
+           "--crash-on", "part_05.wav"]
+    proc = subprocess.run([sys.executable, "-m", "amela", *map(str, cmd)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
     failures = read_jsonl(run / "failures.jsonl")
     assert [os.path.basename(f["audio_filepath"]) for f in failures] == ["part_05.wav"]
     assert failures[0]["signal"] == "SIGSEGV"
