@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from ..config import option
 from ..errors import ConfigError
 
+# the fields a quality record gains (the stage writes them, the report reads them)
+DNSMOS_FIELDS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
+SIGNAL_FIELDS = ("peak_dbfs", "rms_dbfs", "clipping_ratio", "bandwidth_hz", "dc_offset")
+
 
 @dataclass(frozen=True)
 class QualityConfig:

@@ -6,7 +6,7 @@ import io
 from array import array
 from collections.abc import Iterable
 
-from .stage import DNSMOS_FIELDS, SIGNAL_FIELDS
+from .config import DNSMOS_FIELDS, SIGNAL_FIELDS
 
 CSV_COLUMNS = ("audio_filepath", "offset", "duration", *DNSMOS_FIELDS, "dnsmos_windows", *SIGNAL_FIELDS)
 PANELS = {

@@ -10,8 +10,6 @@ from ..stage import Resources, Stage
 from .config import QualityConfig
 
 DROPPED_KEYS = ("header_error",)
-DNSMOS_FIELDS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808")
-SIGNAL_FIELDS = ("peak_dbfs", "rms_dbfs", "clipping_ratio", "bandwidth_hz", "dc_offset")
 
 
 def worker_threads() -> int:

@@ -13,7 +13,7 @@ import pytest
 import soundfile
 import soxr
 
-from amela.quality.stage import DNSMOS_FIELDS, SIGNAL_FIELDS
+from amela.quality.config import DNSMOS_FIELDS, SIGNAL_FIELDS
 
 SAMPLES = Path(__file__).resolve().parents[2] / "amela" / "data" / "samples"
 SR = 16000
