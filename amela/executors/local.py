@@ -41,7 +41,7 @@ def run_shards(paths: RunPaths, spec: RunSpec, indices: list[int], workers: int 
     logger.info("running %d shard(s) of %s with %d worker(s)", len(todo), paths.root, n)
     paths.logs.mkdir(parents=True, exist_ok=True)
     timeout_s = spec.run.timeout_s(spec.stage_class())
-    with make_pool(worker_spec(paths, spec, n), n, faulthandler_path=str(paths.logs / "faulthandler.log"),
+    with make_pool(worker_spec(paths, spec, n), n, faulthandler_path=str(paths.faulthandler_log),
                    timeout_s=timeout_s) as pool:
         return [run_shard(paths, i, stage, pool, show_progress) for i in todo]
 

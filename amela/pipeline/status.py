@@ -1,15 +1,15 @@
 """One line per step: its state from its run directory, overlaid with SLURM's view of the jobs submitted for it."""
 from __future__ import annotations
 
-import os
 import shlex
 
+from ..paths import PipelinePaths
 from . import StepStatus
 
 
 def rerun_command(root: str, backend: str) -> str:
     """What repairs a pipeline: run it again from its saved copy (complete steps are skipped)."""
-    parts = ["amela", "pipeline", "run", os.path.join(root, "pipeline.yaml"), "-o", root]
+    parts = ["amela", "pipeline", "run", str(PipelinePaths(root).spec), "-o", root]
     if backend != "local":
         parts += ["--backend", backend]
     return shlex.join(parts)

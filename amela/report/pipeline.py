@@ -6,7 +6,7 @@ import re
 from collections import Counter
 
 from ..manifest import iter_jsonl, loads
-from ..paths import PipelinePaths
+from ..paths import PipelinePaths, RunPaths
 from .html import e, section, table
 from .page import document, run_body
 from .rundata import load
@@ -16,7 +16,7 @@ TOP_REASONS = 3
 
 def is_pipeline_root(path) -> bool:
     pp = PipelinePaths(path)
-    return pp.spec.exists() and not (pp.root / "plan.json").exists()
+    return pp.spec.exists() and not RunPaths(pp.root).plan.exists()
 
 
 def build(root, listening: bool = True) -> str:

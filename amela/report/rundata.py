@@ -123,8 +123,8 @@ def _attempts(sp, state: str, log: Path) -> list[Attempt]:
                                requeue=int(row.get("slurm_restart_count") or 0)))
         elif row.get("event") == "end" and out and out[-1].end is None:
             out[-1].end, out[-1].outcome, out[-1].detail = row["t"], row["outcome"], row.get("detail", "")
-    if not out and (sp.dir / "ATTEMPT").exists():  # a run from before attempts.jsonl: the last attempt only
-        a = loads((sp.dir / "ATTEMPT").read_bytes())
+    if not out and sp.attempt.exists():  # a run from before attempts.jsonl: the last attempt only
+        a = loads(sp.attempt.read_bytes())
         out.append(Attempt(a["started_at"], None, "killed", host=a.get("host", ""), slurm_job=a.get("slurm_job")))
         if sp.done.exists() and sp.stats.exists():
             out[-1].end, out[-1].outcome = loads(sp.stats.read_bytes())["finished_at"], "done"

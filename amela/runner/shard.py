@@ -95,7 +95,7 @@ def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bo
 def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_progress: bool) -> dict:
     t0 = time.time()
     baseline = ({pid: dict(st) for pid, st in pool.worker_stats.items()}, pool.crashes)
-    write_bytes_atomic(sp.dir / "ATTEMPT", dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": t0,
+    write_bytes_atomic(sp.attempt, dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": t0,
                                                   "slurm_job": os.environ.get("SLURM_JOB_ID")}))
     streams = stage.output_streams()
     blob_names = stage.output_blobs()
@@ -159,9 +159,6 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
     return _finalize(sp, index, inputs, files, t0, pool, baseline)
 
 
-STOPPED = "STOPPED_ITEMS.json"  # {index: times a SLURM task was stopped while the item was being processed}
-
-
 def _noting_inflight(sp: ShardPaths, pool, outcomes):
     """Yield from `outcomes`; if the task is stopped meanwhile inside a SLURM job (time limit, preemption), note which
     items were being processed: an item whose task keeps being stopped on it would requeue forever."""
@@ -173,13 +170,13 @@ def _noting_inflight(sp: ShardPaths, pool, outcomes):
             counts = _stopped_counts(sp)
             for i in running:
                 counts[str(i)] = counts.get(str(i), 0) + 1
-            write_bytes_atomic(sp.dir / STOPPED, dumps(counts))
+            write_bytes_atomic(sp.stopped, dumps(counts))
         raise
 
 
 def _stopped_counts(sp: ShardPaths) -> dict:
     try:
-        return loads((sp.dir / STOPPED).read_bytes())
+        return loads(sp.stopped.read_bytes())
     except (OSError, ValueError):
         return {}
 

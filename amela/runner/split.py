@@ -19,7 +19,7 @@ from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths
 from . import shardio
 from .plan import _waiting, load_plan
-from .shard import STOPPED, locked
+from .shard import locked
 
 logger = logging.getLogger("amela.runner")
 
@@ -47,7 +47,7 @@ def split_shard(paths: RunPaths, index: int) -> int | None:
         stopped = _stopped(sp)  # an item's "stopped twice" count follows it (no requeue loop through a split)
         carried = {k: v for k, v in stopped.items() if int(k) in {i for i, _ in moved}}
         if carried:
-            write_bytes_atomic(target.dir / STOPPED, dumps(carried))
+            write_bytes_atomic(target.stopped, dumps(carried))
         _finish_pending(paths)
         logger.info("shard %d split: %d record(s) moved to new shard %d, %d left to do in shard %d (%d done)",
                     index, len(moved), new, cut, index, len(done))
@@ -111,6 +111,6 @@ def _seconds(path) -> float:
 
 def _stopped(sp) -> dict:
     try:
-        return loads((sp.dir / STOPPED).read_bytes())
+        return loads(sp.stopped.read_bytes())
     except (OSError, ValueError):
         return {}
