@@ -198,7 +198,7 @@ def run_spec(spec, args) -> int:
     with locked(paths.lock, f"run directory {paths.root}"):
         plan = prepare(paths, spec, keep_plan=getattr(args, "keep_plan", False))
         if args.retry_failed:
-            _reopen_failed(paths, plan["num_shards"])
+            _reopen_failed(paths, plan.num_shards)
         run_local(paths, spec, spec.run.workers, show_progress=not args.no_progress)
         stats = merge(paths, spec.stage_class()(spec.options))
     print_summary(paths, stats)
@@ -222,8 +222,8 @@ def cmd_run_shard(args) -> int:
 
     paths = RunPaths(args.run_dir)
     spec, plan = load_spec(paths), load_plan(paths)
-    if not 0 <= args.index < plan["num_shards"]:
-        raise ConfigError(f"{paths.root}: shard index {args.index} out of range 0-{plan['num_shards'] - 1}")
+    if not 0 <= args.index < plan.num_shards:
+        raise ConfigError(f"{paths.root}: shard index {args.index} out of range 0-{plan.num_shards - 1}")
     run_shards(paths, spec, [args.index], args.workers, show_progress=not args.no_progress)
     # Item failures are recorded, not fatal: the task succeeded if the shard is marked done.
     return EXIT_OK

@@ -290,7 +290,7 @@ def launch(paths, spec, args) -> int:
     array_path.chmod(executable_mode())  # 0777 & ~umask: the group may read and resubmit them
     merge_path.chmod(executable_mode())
     if not todo and (status.merged or busy):
-        print(f"nothing to submit: {plan['num_shards']} shard(s) done or queued; `amela status {paths.root}`")
+        print(f"nothing to submit: {plan.num_shards} shard(s) done or queued; `amela status {paths.root}`")
         return 0
     limit = opts.max_array_size or slurm.max_array_size()
     commands = submission_commands(todo, limit, opts.array_parallelism, str(array_path))
@@ -400,7 +400,7 @@ def _dry_run(paths, spec, opts: SlurmOptions, job: BatchJob) -> int:
     if paths.plan.exists():
         status = run_status(paths)
         _, todo = _pending(paths, status)
-        print(f"# {paths.root} is prepared ({load_plan(paths)['num_shards']} shard(s)); would submit: "
+        print(f"# {paths.root} is prepared ({load_plan(paths).num_shards} shard(s)); would submit: "
               f"{array_spec(todo, None) or 'nothing'}")
     else:
         records, problems = read_input(spec, spec.stage_class())  # the input checked now, not at submission
@@ -463,5 +463,5 @@ def _submit(paths, commands, merge_path, gpus: int, plan) -> int:
         job_id = slurm.sbatch([str(merge_path)])
         slurm.record_submission(paths, slurm.Submission(job_id, "merge", "sbatch", command=["sbatch", str(merge_path)]))
         print(f"submitted merge job {job_id}")
-    print(f"{plan['num_shards']} shard(s) in {paths.root}; logs: {paths.logs}; progress: amela status {paths.root}")
+    print(f"{plan.num_shards} shard(s) in {paths.root}; logs: {paths.logs}; progress: amela status {paths.root}")
     return 0

@@ -28,7 +28,7 @@ def step_statuses(pipe) -> list[StepStatus]:
         row = StepStatus(step.name, "pending")
         if paths.plan.exists():
             st = run_status(paths)
-            row.items = load_plan(paths)["items"]
+            row.items = load_plan(paths).items
             row.ok = sum(s.ok for s in st.shards)
             row.failed = sum(s.failed for s in st.shards)
             done = len(st.indices("done"))

@@ -22,7 +22,7 @@ def prepare_step_job(root: str, step: str) -> dict:
     setup_logging()
     pp = PipelinePaths(root)
     spec = pspec.load(str(pp.spec))
-    return prepare_step(pp, spec, spec.step(step))
+    return prepare_step(pp, spec, spec.step(step)).to_dict()  # the job's result: plan.json as written
 
 
 class StepJobs:
