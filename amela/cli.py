@@ -110,8 +110,8 @@ def cmd_run_shard(args) -> int:
 
     paths = RunPaths(args.run_dir)
     spec, plan = load_spec(paths), load_plan(paths)
-    if not 0 <= args.index < plan["num_shards"]:
-        raise UnknownShardError(f"{paths.root}: shard index {args.index} out of range 0-{plan['num_shards'] - 1}")
+    if not 0 <= args.index < plan.num_shards:
+        raise UnknownShardError(f"{paths.root}: shard index {args.index} out of range 0-{plan.num_shards - 1}")
     run_shards(paths, spec, [args.index], args.workers, show_progress=not args.no_progress)
     # Item failures are recorded, not fatal: the task succeeded if the shard is marked done.
     return EXIT_OK

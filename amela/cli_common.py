@@ -108,7 +108,7 @@ def run_spec(spec, args) -> int:
     with locked(paths.lock, f"run directory {paths.root}"):
         plan = prepare(paths, spec, keep_plan=getattr(args, "keep_plan", False))
         if args.retry_failed:
-            reopen_failed(paths, plan["num_shards"])
+            reopen_failed(paths, plan.num_shards)
         run_local(paths, spec, spec.run.workers, show_progress=not args.no_progress)
         stats = merge(paths, spec.stage_class()(spec.options))
     print_summary(paths, stats)

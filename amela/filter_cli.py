@@ -55,11 +55,12 @@ def _source(path: str) -> str:
 def cmd_filter(args) -> int:
     from .errors import ConfigError
     from .filters import compile_filter
+    from .paths import RunPaths
     from .runner.filter import filter_manifest
 
     expression = compile_filter(args.where)
     source = _source(args.input)
-    dropped = args.dropped or os.path.join(os.path.dirname(os.path.abspath(args.output)), "filtered.jsonl")
+    dropped = args.dropped or str(RunPaths(os.path.dirname(os.path.abspath(args.output))).filtered)  # as a step names it
     if os.path.abspath(dropped) == os.path.abspath(args.output):
         raise ConfigError(f"the kept and the dropped records would both go to {dropped}: choose --dropped")
     seen: set[str] = set()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..manifest import dumps, iter_jsonl, write_bytes_atomic, write_jsonl_atomic
+from ..paths import RunPaths
 
 NORMALIZERS = ("whisper", "basic", "none")
 
@@ -127,7 +128,7 @@ def run_eval(path: str, ref_key: str, hyp_key: str, normalize: str = "whisper", 
     if not rows:
         raise ConfigError(f"asr-eval: no record of {manifest} has a string {ref_key!r} to compare with")
     summary["manifest"] = str(manifest)
-    failures = manifest.parent / "failures.jsonl"
+    failures = RunPaths(path).failures
     if Path(path).is_dir() and failures.is_file():  # failed items are not in asr.jsonl: say how many were left out
         summary["failed_records_not_scored"] = sum(1 for _ in iter_jsonl(failures))
     per_record, summary_path = Path(f"{prefix}.jsonl"), Path(f"{prefix}.json")

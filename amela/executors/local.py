@@ -5,6 +5,7 @@ import logging
 
 from ..paths import RunPaths
 from ..runner import RunSpec, ensure_shard, is_done, load_plan, run_shard
+from ..runner.schema import ShardStats
 from ..runtime import available_cpus, threads_per_worker
 from .pool import make_pool
 from .worker import WorkerSpec
@@ -29,7 +30,7 @@ def worker_spec(paths: RunPaths, spec: RunSpec, workers: int) -> WorkerSpec:
 
 
 def run_shards(paths: RunPaths, spec: RunSpec, indices: list[int], workers: int | None = None,
-               show_progress: bool = True) -> list[dict]:
+               show_progress: bool = True) -> list[ShardStats]:
     """Run the given shards (skipping finished ones) with one pool; returns their stats."""
     todo = [i for i in indices if not is_done(paths, i)]
     if not todo:
@@ -41,14 +42,14 @@ def run_shards(paths: RunPaths, spec: RunSpec, indices: list[int], workers: int 
     logger.info("running %d shard(s) of %s with %d worker(s)", len(todo), paths.root, n)
     paths.logs.mkdir(parents=True, exist_ok=True)
     timeout_s = spec.run.timeout_s(spec.stage_class())
-    with make_pool(worker_spec(paths, spec, n), n, faulthandler_path=str(paths.logs / "faulthandler.log"),
+    with make_pool(worker_spec(paths, spec, n), n, faulthandler_path=str(paths.faulthandler_log),
                    timeout_s=timeout_s) as pool:
         return [run_shard(paths, i, stage, pool, show_progress) for i in todo]
 
 
-def run_local(paths: RunPaths, spec: RunSpec, workers: int | None = None, show_progress: bool = True) -> list[dict]:
-    plan = load_plan(paths)
-    return run_shards(paths, spec, list(range(plan["num_shards"])), workers, show_progress)
+def run_local(paths: RunPaths, spec: RunSpec, workers: int | None = None,
+              show_progress: bool = True) -> list[ShardStats]:
+    return run_shards(paths, spec, list(range(load_plan(paths).num_shards)), workers, show_progress)
 
 
 __all__ = ["default_workers", "run_local", "run_shards", "worker_spec"]

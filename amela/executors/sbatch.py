@@ -261,7 +261,7 @@ def merge_job(job: BatchJob, paths) -> BatchJob:
 
     # Mail options go to the merge too: it is the job that finishes the run.
     mail = tuple(a for a in job.sbatch_args if a.startswith("--mail-"))
-    return replace(job, job_name=f"{job.job_name}-merge", log_pattern=str(paths.logs / "merge_%j.out"),
+    return replace(job, job_name=f"{job.job_name}-merge", log_pattern=paths.merge_log_pattern,
                    cpus_per_task=1, gpus_per_task=0, signal_delay_s=0, sbatch_args=mail)
 
 
@@ -279,14 +279,13 @@ def launch(paths, spec, args) -> int:
     status = run_status(paths)
     # Not submitted twice: shards a queued/running SLURM task will do, or a live process holds (its lock).
     busy, todo = _pending(paths, status)
-    script_dir = slurm.scripts_dir(paths)
-    array_path, merge_path = script_dir / f"{job.stage}.sbatch", script_dir / "merge.sbatch"
+    array_path, merge_path = paths.array_script(job.stage), paths.merge_script
     write_bytes_atomic(array_path, render_array_script(job).encode())
     write_bytes_atomic(merge_path, render_merge_script(merge_job(job, paths)).encode())
     array_path.chmod(executable_mode())  # 0777 & ~umask: the group may read and resubmit them
     merge_path.chmod(executable_mode())
     if not todo and (status.merged or busy):
-        print(f"nothing to submit: {plan['num_shards']} shard(s) done or queued; `amela status {paths.root}`")
+        print(f"nothing to submit: {plan.num_shards} shard(s) done or queued; `amela status {paths.root}`")
         return 0
     limit = opts.max_array_size or slurm.max_array_size()
     commands = submission_commands(todo, limit, opts.array_parallelism, str(array_path))
@@ -313,37 +312,37 @@ def launch_after(paths, spec, args) -> int:
     pending = paths.pending_config
     prep_args = ["prepare", spec.stage, spec.input, "-o", str(paths.root), "--config", str(pending),
                  "--shards", str(spec.run.shards)]
-    prep = replace(merge_job(job, paths), job_name=f"{job.job_name}-prepare", log_pattern=paths.prepare_log_pattern(),
+    prep = replace(merge_job(job, paths), job_name=f"{job.job_name}-prepare", log_pattern=paths.prepare_log_pattern,
                    sbatch_args=())
-    texts = {"prepare.sbatch": render_prepare_script(prep, prep_args, f"prepare {paths.root} after job {after}"),
-             f"{job.stage}.sbatch": render_array_script(job), "merge.sbatch": render_merge_script(merge_job(job, paths))}
+    array_path, merge_path = paths.array_script(job.stage), paths.merge_script
+    texts = {paths.prepare_script: render_prepare_script(prep, prep_args, f"prepare {paths.root} after job {after}"),
+             array_path: render_array_script(job), merge_path: render_merge_script(merge_job(job, paths))}
     if opts.dry_run:
-        for name, text in texts.items():
-            print(f"# {slurm.scripts_dir(paths) / name} (not written)\n{text}")
+        for path, text in texts.items():
+            print(f"# {path} (not written)\n{text}")
         print(f"# sbatch --dependency=afterok:{after} prepare.sbatch, then the array and merge after it")
         return 0
     paths.logs.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(pending, dump_yaml(spec.to_dict()).encode())
-    script_dir = slurm.scripts_dir(paths)
-    for name, text in texts.items():
-        write_bytes_atomic(script_dir / name, text.encode())
-        (script_dir / name).chmod(executable_mode())
+    for path, text in texts.items():
+        write_bytes_atomic(path, text.encode())
+        path.chmod(executable_mode())
     kill = "--kill-on-invalid-dep=yes"
-    prep_id = slurm.sbatch([f"--dependency=afterok:{after}", kill, str(script_dir / "prepare.sbatch")])
+    prep_id = slurm.sbatch([f"--dependency=afterok:{after}", kill, str(paths.prepare_script)])
     print(f"submitted preparation job {prep_id} (runs after job {after} succeeded)")
     ids = []
     limit = opts.max_array_size or slurm.max_array_size()
     for cmd, offset in submission_commands(list(range(spec.run.shards)), limit, opts.array_parallelism,
-                                           str(script_dir / f"{job.stage}.sbatch")):
+                                           str(array_path)):
         job_id = slurm.sbatch([f"--dependency=afterok:{prep_id}", kill, *cmd])
         slurm.record_submission(paths, slurm.Submission(job_id, "array", "sbatch", offset=offset,
                                                         command=["sbatch", *cmd]))
         ids.append(job_id)
         print(f"submitted array job {job_id}: {cmd[0]} (shard = {offset} + task id)")
     if opts.merge_job:
-        merge_id = slurm.sbatch([f"--dependency=afterok:{':'.join(ids)}", kill, str(script_dir / "merge.sbatch")])
+        merge_id = slurm.sbatch([f"--dependency=afterok:{':'.join(ids)}", kill, str(merge_path)])
         slurm.record_submission(paths, slurm.Submission(merge_id, "merge", "sbatch",
-                                                        command=["sbatch", str(script_dir / "merge.sbatch")]))
+                                                        command=["sbatch", str(merge_path)]))
         print(f"submitted merge job {merge_id} (runs after every task succeeded)")
     print(f"{spec.run.shards} shard(s) in {paths.root}; logs: {paths.logs}; progress: amela status {paths.root}")
     return 0
@@ -396,7 +395,7 @@ def _dry_run(paths, spec, opts: SlurmOptions, job: BatchJob) -> int:
     if paths.plan.exists():
         status = run_status(paths)
         _, todo = _pending(paths, status)
-        print(f"# {paths.root} is prepared ({load_plan(paths)['num_shards']} shard(s)); would submit: "
+        print(f"# {paths.root} is prepared ({load_plan(paths).num_shards} shard(s)); would submit: "
               f"{array_spec(todo, None) or 'nothing'}")
     else:
         records, problems = read_input(spec, spec.stage_class())  # the input checked now, not at submission
@@ -405,8 +404,7 @@ def _dry_run(paths, spec, opts: SlurmOptions, job: BatchJob) -> int:
                                 problems)
         todo = list(range(spec.run.shards))
         print(f"# would prepare {paths.root}: {len(records)} item(s) in {spec.run.shards} shard(s)")
-    script_dir = slurm.scripts_dir(paths)
-    array_path, merge_path = script_dir / f"{job.stage}.sbatch", script_dir / "merge.sbatch"
+    array_path, merge_path = paths.array_script(job.stage), paths.merge_script
     print(f"# {array_path} (not written)")
     print(render_array_script(job))
     if opts.merge_job:
@@ -460,5 +458,5 @@ def _submit(paths, commands, merge_path, gpus: int, plan) -> int:
         job_id = slurm.sbatch([str(merge_path)])
         slurm.record_submission(paths, slurm.Submission(job_id, "merge", "sbatch", command=["sbatch", str(merge_path)]))
         print(f"submitted merge job {job_id}")
-    print(f"{plan['num_shards']} shard(s) in {paths.root}; logs: {paths.logs}; progress: amela status {paths.root}")
+    print(f"{plan.num_shards} shard(s) in {paths.root}; logs: {paths.logs}; progress: amela status {paths.root}")
     return 0

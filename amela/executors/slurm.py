@@ -28,14 +28,6 @@ ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "RE
                            "RESV_DEL_HOLD", "SPECIAL_EXIT"})
 
 
-def jobs_file(paths: RunPaths):
-    return paths.slurm_jobs
-
-
-def scripts_dir(paths: RunPaths):
-    return paths.slurm_scripts
-
-
 # -- commands -------------------------------------------------------------------------------------------------------
 def have(command: str) -> bool:
     return shutil.which(command) is not None
@@ -120,7 +112,7 @@ class Submission:
 
 
 def load_submissions(paths: RunPaths) -> list[Submission]:
-    path = jobs_file(paths)
+    path = paths.slurm_jobs
     if not path.exists():
         return []
     return [Submission(**entry) for entry in loads(path.read_bytes())["jobs"]]
@@ -129,13 +121,13 @@ def load_submissions(paths: RunPaths) -> list[Submission]:
 def record_submission(paths: RunPaths, sub: Submission) -> None:
     """Append (or, same job id and kind, keep) a submission; safe when many array tasks register at once."""
     sub.submitted_at = sub.submitted_at or time.time()
-    lock = Lock(paths.root / ".slurm_jobs.lock", f"the job record of {paths.root}").acquire(wait=True)
+    lock = Lock(paths.jobs_lock, f"the job record of {paths.root}").acquire(wait=True)
     try:
         jobs = load_submissions(paths)
         if any(j.job_id == sub.job_id and j.kind == sub.kind for j in jobs):
             return
         jobs.append(sub)
-        write_bytes_atomic(jobs_file(paths), dumps({"version": 1, "jobs": [j.to_dict() for j in jobs]}))
+        write_bytes_atomic(paths.slurm_jobs, dumps({"version": 1, "jobs": [j.to_dict() for j in jobs]}))
     finally:
         lock.release()
 

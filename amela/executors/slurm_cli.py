@@ -94,7 +94,7 @@ def cmd_prepare(args) -> int:
         plan = prepare(paths, _resolve(args, paths), keep_plan=args.keep_plan)
     if args.record_job:
         record_current_job(paths)
-    print(f"prepared {paths.root}: {plan['items']} item(s) in {plan['num_shards']} shard(s)")
+    print(f"prepared {paths.root}: {plan.items} item(s) in {plan.num_shards} shard(s)")
     return 0
 
 

@@ -187,7 +187,7 @@ def shard_history(history: list[dict], shard: int) -> list[dict]:
 
 
 def append_history(paths: RunPaths, entries: list[dict]) -> None:
-    lock = Lock(paths.root / ".slurm_jobs.lock", f"the job record of {paths.root}").acquire(wait=True)
+    lock = Lock(paths.jobs_lock, f"the job record of {paths.root}").acquire(wait=True)
     try:
         rows = load_history(paths) + entries
         write_bytes_atomic(paths.resubmissions, b"".join(dumps(r) + b"\n" for r in rows))
@@ -216,7 +216,7 @@ def _resubmit(paths: RunPaths, stage_name: str, max_attempts: int) -> list[Repai
     if subs and subs[-1].backend != "sbatch":
         raise SubmissionError(f"{paths.root} was submitted with {subs[-1].backend!r}: --resubmit resubmits runs "
                               "submitted with `amela run --backend sbatch` (or a pipeline); use the printed commands")
-    script = slurm.scripts_dir(paths) / f"{stage_name}.sbatch"
+    script = paths.array_script(stage_name)
     if not script.exists():
         raise SubmissionError(f"{script} is missing: --resubmit reuses the batch script of `amela run --backend "
                               "sbatch`; run that command again instead")
@@ -283,7 +283,7 @@ def _merge_after(paths: RunPaths, new_jobs: list[str]) -> None:
     """A merge job after the new arrays and every array of the run still queued, unless one is queued already."""
     from . import slurm_status
 
-    merge_script = slurm.scripts_dir(paths) / "merge.sbatch"
+    merge_script = paths.merge_script
     subs = slurm.load_submissions(paths)
     merges = [s.job_id for s in subs if s.kind == "merge"]
     if not merge_script.exists() or not merges:

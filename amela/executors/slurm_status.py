@@ -64,7 +64,7 @@ def discover_arrays(paths: RunPaths) -> list[slurm.Submission]:
     proc = slurm.run_command(["squeue", "-h", "-u", getpass.getuser(), "-o", "%F|%K|%o"], timeout_s=60)
     if proc.returncode != 0:
         return []
-    scripts, root = str(slurm.scripts_dir(paths)) + os.sep, str(paths.root)
+    scripts, root = str(paths.slurm_scripts) + os.sep, str(paths.root)
     found: dict[str, slurm.Submission] = {}
     for line in proc.stdout.splitlines():
         job_id, sep, rest = line.strip().partition("|")
@@ -82,7 +82,7 @@ def discover_arrays(paths: RunPaths) -> list[slurm.Submission]:
 
 def active_shards(paths: RunPaths) -> set[int]:
     """Shards a queued or running SLURM task will take care of (not to be submitted twice)."""
-    if not slurm.jobs_file(paths).exists():
+    if not paths.slurm_jobs.exists():
         return set()
     return {i for i, (_, _, st) in latest_tasks(paths).items() if st.state in slurm.ACTIVE_STATES}
 
@@ -122,7 +122,7 @@ def shard_views(paths: RunPaths, stage_name: str):
         if fs.index in latest:
             view.task = latest[fs.index][1]
             view.slurm_state = latest[fs.index][2].state
-            view.log = str(paths.logs / f"{stage_name}_{view.task}.out")
+            view.log = str(paths.slurm_log(stage_name, view.task))
         if state in NEEDS_WORK and not (view.log and os.path.exists(view.log)):
             view.log = str(paths.shard_log(fs.index)) if paths.shard_log(fs.index).exists() else view.log
         views.append(view)
@@ -153,7 +153,7 @@ def resubmit_commands(paths: RunPaths, stage_name: str, indices: list[int]) -> l
             env = f"AMELA_SHARD_OFFSET={offset} " if offset else ""
             out.append(env + shlex.join(["sbatch", f"--array={slurm.array_spec(ids, None)}", *subs[-1].command]))
         else:
-            script = slurm.scripts_dir(paths) / f"{stage_name}.sbatch"
+            script = paths.array_script(stage_name)
             out.append(shlex.join(["sbatch", f"--array={slurm.array_spec(ids, None)}", str(script), str(offset)]))
     return out
 
@@ -161,7 +161,7 @@ def resubmit_commands(paths: RunPaths, stage_name: str, indices: list[int]) -> l
 def merge_hint(paths: RunPaths, active_jobs: list[str] = ()) -> str:
     """How to merge once the resubmitted shards are done: a merge job after the new array (JOBID, printed by the
     resubmission) and after every array job of this run still queued or running."""
-    merge_script = slurm.scripts_dir(paths) / "merge.sbatch"
+    merge_script = paths.merge_script
     root = shlex.quote(str(paths.root))
     after = ":".join(["JOBID", *active_jobs])
     if merge_script.exists():

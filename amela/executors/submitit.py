@@ -111,7 +111,7 @@ def submit_prepared(paths, spec, *, merge_job: bool = False, cluster: str | None
     status = run_status(paths)
     active = active_shards(paths)
     todo = [i for i in status.indices("failed", "missing") if i not in active]
-    executor = submitit.AutoExecutor(folder=folder or str(paths.root / "submitit"), cluster=cluster)
+    executor = submitit.AutoExecutor(folder=folder or str(paths.submitit_dir), cluster=cluster)
     executor.update_parameters(**{"name": f"amela-{spec.stage_class().name}", **executor_params})
     handles = RunJobs(paths.root, todo)
     if todo:
@@ -164,7 +164,7 @@ def launch(paths, spec, args) -> int:
     if opts.venv:
         logger.warning("--venv is ignored by the submitit backend: jobs run this Python (%s)", __import__("sys").executable)
     if opts.dry_run:
-        print(f"submitit.AutoExecutor(folder={paths.root / 'submitit'}).update_parameters({params})")
+        print(f"submitit.AutoExecutor(folder={paths.submitit_dir}).update_parameters({params})")
         return 0
     handles = submit_prepared(paths, spec, merge_job=opts.merge_job, **params)
     if handles.jobs:

@@ -17,9 +17,9 @@ class ShardTask(Checkpointable):
         self.workers = workers
 
     def __call__(self, index: int) -> dict:
-        from ..manifest import loads
         from ..paths import RunPaths
         from ..runner import load_spec
+        from ..runner.schema import ShardStats
         from ..runtime import setup_logging
         from .local import run_shards
 
@@ -27,7 +27,8 @@ class ShardTask(Checkpointable):
         paths = RunPaths(self.run_dir)
         stats = run_shards(paths, load_spec(paths), [index], self.workers, show_progress=False)
         # Item failures are recorded in the run directory, not raised: the job succeeded if the shard is done.
-        return stats[0] if stats else loads(paths.shard(index).stats.read_bytes())
+        # A plain dict, as `amela.submit(...).results()` documents.
+        return (stats[0] if stats else ShardStats.read(paths.shard(index).stats)).to_dict()
 
     def checkpoint(self, index: int) -> DelayedSubmission:
         # Nothing to save: the shard's partial files are the checkpoint, and run_shard resumes from them.

@@ -109,7 +109,7 @@ def cmd_prepare_step(args) -> int:
     pp = PipelinePaths(args.root)
     spec = pspec.load(str(pp.spec))
     plan = prepare_step(pp, spec, spec.step(args.step))
-    print(f"step {args.step}: prepared {plan['items']} item(s) in {plan['num_shards']} shard(s)")
+    print(f"step {args.step}: prepared {plan.items} item(s) in {plan.num_shards} shard(s)")
     return EXIT_OK
 
 

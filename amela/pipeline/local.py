@@ -36,6 +36,6 @@ def run(pp: PipelinePaths, spec: PipelineSpec, decisions: list[Decision], show_p
             drop_old(pp, d.step.name)
         print(f"step {d.step.name}: {stats['ok']} ok, {stats['failed']} failed, "
               f"{stats['audio_hours']:.3f} h of audio -> {paths.root}")
-    if results and (pp.root / "report.html").exists():
-        print(f"report: {pp.root / 'report.html'} (the funnel and every step)")
+    if results and pp.html_report.exists():
+        print(f"report: {pp.html_report} (the funnel and every step)")
     return results

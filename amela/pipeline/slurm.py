@@ -174,16 +174,16 @@ class SbatchSteps:
         self.scripts.mkdir(parents=True, exist_ok=True)
 
     def prepare(self, root: str, after: list[str]) -> str:
-        path = self.scripts / "prepare.sbatch"
+        path = self.paths.prepare_script
         prep = replace(merge_job(self.job, self.paths), job_name=f"{self.job.job_name}-prepare",
-                       log_pattern=self.paths.prepare_log_pattern(), sbatch_args=())
+                       log_pattern=self.paths.prepare_log_pattern, sbatch_args=())
         text = render_prepare_script(prep, ["pipeline", "prepare-step", root, self.step.name],
                                      f"pipeline {root}: prepare step {self.step.name}")
         write_bytes_atomic(path, text.encode())
         return _sbatch([*_after(after), str(path)], self.step, 0)
 
     def array(self, pending: list[int], after: list[str]) -> list[str]:
-        path = self.scripts / f"{self.job.stage}.sbatch"
+        path = self.paths.array_script(self.job.stage)
         write_bytes_atomic(path, render_array_script(self.job).encode())
         ids = []
         limit = self.opts.max_array_size or slurm.max_array_size()
@@ -195,7 +195,7 @@ class SbatchSteps:
         return ids
 
     def merge(self, after: list[str], mail: dict) -> str:
-        path = self.scripts / "merge.sbatch"
+        path = self.paths.merge_script
         job = merge_job(self.job, self.paths)
         job = replace(job, sbatch_args=job.sbatch_args + tuple(f"--{k.replace('_', '-')}={v}" for k, v in mail.items()))
         write_bytes_atomic(path, render_merge_script(job).encode())

@@ -1,9 +1,10 @@
 """One line per step: its state from its run directory, overlaid with SLURM's view of the jobs submitted for it."""
 from __future__ import annotations
 
-import os
 import shlex
 from dataclasses import dataclass
+
+from ..paths import PipelinePaths
 
 
 @dataclass
@@ -19,7 +20,7 @@ class StepStatus:
 
 def rerun_command(root: str, backend: str) -> str:
     """What repairs a pipeline: run it again from its saved copy (complete steps are skipped)."""
-    parts = ["amela", "pipeline", "run", os.path.join(root, "pipeline.yaml"), "-o", root]
+    parts = ["amela", "pipeline", "run", str(PipelinePaths(root).spec), "-o", root]
     if backend != "local":
         parts += ["--backend", backend]
     return shlex.join(parts)
@@ -38,7 +39,7 @@ def step_statuses(pipe) -> list[StepStatus]:
         row = StepStatus(step.name, "pending")
         if paths.plan.exists():
             st = run_status(paths)
-            row.items = load_plan(paths)["items"]
+            row.items = load_plan(paths).items
             row.ok = sum(s.ok for s in st.shards)
             row.failed = sum(s.failed for s in st.shards)
             done = len(st.indices("done"))

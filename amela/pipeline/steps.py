@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError, ManifestError
 from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import PipelinePaths, RunPaths
+from ..runner.schema import Plan
 from .fingerprint import HashCache, input_fingerprint, step_fingerprint
 from .spec import PipelineSpec, StepSpec
 
@@ -168,7 +169,7 @@ def run_spec(pp: PipelinePaths, spec: PipelineSpec, step: StepSpec):
     return RunSpec(step.stage, source, step.run, step.options)
 
 
-def prepare_step(pp: PipelinePaths, spec: PipelineSpec, step: StepSpec) -> dict:
+def prepare_step(pp: PipelinePaths, spec: PipelineSpec, step: StepSpec) -> Plan:
     """Filter (once) and prepare the step's run directory; returns its plan. Idempotent."""
     from ..filters import compile_filter
     from ..runner import load_plan, prepare

@@ -22,7 +22,7 @@ def prepare_step_job(root: str, step: str) -> dict:
     setup_logging()
     pp = PipelinePaths(root)
     spec = pspec.load(str(pp.spec))
-    return prepare_step(pp, spec, spec.step(step))
+    return prepare_step(pp, spec, spec.step(step)).to_dict()  # the job's result: plan.json as written
 
 
 class StepJobs:
@@ -36,7 +36,7 @@ class StepJobs:
         if container_cmd:
             raise_container(step)
         # submitit's own files (job logs, pickles) with the step's other logs: one place per step
-        self.executor = submitit.AutoExecutor(folder=str(paths.logs / "submitit"), cluster="slurm")
+        self.executor = submitit.AutoExecutor(folder=str(paths.submitit_step_dir), cluster="slurm")
         self.base = executor_params(opts, step.slurm["setup_cmd"], step.slurm["sbatch_arg"])
         self.extra = dict(self.base.pop("slurm_additional_parameters", {}))
         self.name = opts.job_name or f"amela-{step.stage_class().name}"

@@ -74,8 +74,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if limits.max_time_s is None or own_s < limits.max_time_s:
             limits = dataclasses.replace(limits, max_time_s=own_s, time_source="--time")
     paths = pilot.new_pilot_dir(Path(args.pilot_dir or f"{run_dir}-pilot").absolute())
-    picks = pilot.write_sample(corpus, args.pilot_items, paths.root / "sample.jsonl")
-    pspec = pilot.pilot_spec(spec, paths.root / "sample.jsonl")
+    picks = pilot.write_sample(corpus, args.pilot_items, paths.pilot_sample)
+    pspec = pilot.pilot_spec(spec, paths.pilot_sample)
     logger.info("pilot: %d record(s) in %s (%s backend)", len(picks), paths.root, args.backend)
     if args.backend == "sbatch":
         measured, pstats = pilot.run_sbatch(paths, pspec, args, args.pilot_timeout_s)
@@ -99,7 +99,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         "sizing": sizing.to_dict(), "local_s": measured.startup_s + corpus.audio_s / measured.task_rate,
         "command": command,
     }
-    write_bytes_atomic(paths.root / "sizing.json", dumps(report))
+    write_bytes_atomic(paths.pilot_sizing, dumps(report))
     print(format_report(report, sizing, measured, limits, targets, pstats))
     return EXIT_OVER_BUDGET if sizing.fits_budget is False else EXIT_OK
 

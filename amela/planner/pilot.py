@@ -18,6 +18,7 @@ from ..errors import AmelaError, ConfigError, ManifestError
 from ..manifest import dumps, loads, scan_directory, validate_record, write_bytes_atomic
 from ..paths import RunPaths
 from ..runner import RunSpec, locked, merge, prepare
+from ..runner.schema import ShardStats
 from .sizing import Limits, Measured, stratified_sample
 
 logger = logging.getLogger("amela.plan")
@@ -144,7 +145,7 @@ def run_sbatch(paths: RunPaths, spec: RunSpec, args: argparse.Namespace, timeout
         raise AmelaError(f"the pilot job {job_id} ended {state} without finishing its shard; read its log in "
                          f"{paths.logs}")
     elapsed_s, node = _sacct_elapsed(job_id)
-    shard = loads(paths.shard(0).stats.read_bytes())
+    shard = ShardStats.read(paths.shard(0).stats)
     res = spec.stage_class().resources
     workers = spec.run.workers if spec.run.workers is not None else (
         res.default_workers or max(1, job.cpus_per_task // max(1, res.cpus_per_worker)))
@@ -185,12 +186,12 @@ def _sacct_elapsed(job_id: str) -> tuple[float, str]:
     raise AmelaError(f"sacct has no elapsed time for the pilot job {job_id}; is accounting (slurmdbd) running?")
 
 
-def _measured(shard: dict, total_s: float, workers: int, where: str) -> Measured:
-    work_s = max(shard["wall_seconds"], 1e-3)
-    if not shard["audio_seconds"]:
+def _measured(shard: ShardStats, total_s: float, workers: int, where: str) -> Measured:
+    work_s = max(shard.wall_seconds, 1e-3)
+    if not shard.audio_seconds:
         raise AmelaError("every pilot item failed, so there is no throughput to measure; see the pilot's "
                          "failures.jsonl")
-    return Measured(audio_s=shard["audio_seconds"], work_s=work_s, startup_s=max(0.0, total_s - work_s),
+    return Measured(audio_s=shard.audio_seconds, work_s=work_s, startup_s=max(0.0, total_s - work_s),
                     workers=workers, where=where)
 
 

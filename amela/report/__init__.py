@@ -10,7 +10,6 @@ import logging
 import os
 from pathlib import Path
 
-REPORT_NAME = "report.html"
 DISABLE_ENV = "AMELA_REPORT"  # "0": `amela run` and `amela merge` (the SLURM merge job) write no report
 logger = logging.getLogger("amela.report")
 
@@ -33,8 +32,9 @@ def build_report(run_dir, listening: bool = True) -> str:
 def write_report(run_dir, out: str | os.PathLike | None = None, listening: bool = True) -> Path:
     """Write the report (atomically) to `out` (default RUN_DIR/report.html); returns its path."""
     from ..manifest import write_bytes_atomic
+    from ..paths import RunPaths
 
-    target = Path(out) if out else Path(run_dir) / REPORT_NAME
+    target = Path(out) if out else RunPaths(run_dir).html_report  # a pipeline root names it alike
     write_bytes_atomic(target, build_report(run_dir, listening).encode("utf-8"))
     return target
 

@@ -5,8 +5,7 @@ import os
 
 from ..hashing import file_sha256
 from ..manifest import dumps, loads, write_bytes_atomic
-
-CACHE = ".report_sha256.json"
+from ..paths import RunPaths
 
 
 def _candidates(stage: str, options: dict) -> list[tuple[str, str | None, str | None]]:
@@ -39,7 +38,7 @@ def _candidates(stage: str, options: dict) -> list[tuple[str, str | None, str | 
 
 
 def model_rows(stage: str, options: dict, run_root) -> list[list]:
-    cache_path = os.path.join(run_root, CACHE)
+    cache_path = str(RunPaths(run_root).model_hashes)
     try:
         with open(cache_path, "rb") as fh:
             cache = loads(fh.read())

@@ -62,11 +62,11 @@ def overview(data: RunData, records_seen: int) -> str:
     cpu_s = sum((s.get("stage") or {}).get("cpu_s", 0) for s in (st or {}).get("per_shard", []))
     state = "complete" if st and st.get("complete") else ("merged, partial" if st else "not merged yet (in progress or "
                                                                                         "unfinished): figures so far")
-    counts = [("state", state), ("items in input", plan["items"]), ("ok", ok), ("failed", failed),
-              ("rejected (invalid input lines)", plan.get("rejected", 0)),
+    counts = [("state", state), ("items in input", plan.items), ("ok", ok), ("failed", failed),
+              ("rejected (invalid input lines)", plan.rejected),
               ("filtered (by the pipeline step's where:)", _filtered(data)),
-              ("not yet processed", plan["items"] - ok - failed)]
-    times = [("audio in input", duration(plan.get("audio_seconds"))),
+              ("not yet processed", plan.items - ok - failed)]
+    times = [("audio in input", duration(plan.audio_seconds)),
              ("audio processed (ok items)", duration(audio_s) if audio_s is not None else "–"),
              ("audio hours processed", round(audio_s / 3600, 3) if audio_s is not None else None),
              ("started", _utc(t0)), ("last activity", _utc(t1)),
@@ -79,7 +79,7 @@ def overview(data: RunData, records_seen: int) -> str:
     body = ('<div class="cols">' + kv(counts) + kv(times) + "</div>")
     if summary:
         body += "<h3>Stage summary</h3>" + kv(list(summary.items()))
-    body += (f"<details><summary>config.yaml (stage {e(data.stage)}, input {e(plan.get('input'))})</summary>"
+    body += (f"<details><summary>config.yaml (stage {e(data.stage)}, input {e(plan.input)})</summary>"
              f"<pre>{e(data.config_text)}</pre></details>")
     vers = [[k, v] for k, v in data.versions.items()]
     body += "<h3>Software</h3>" + (table(["package", "version"], vers) if vers else

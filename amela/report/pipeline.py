@@ -6,7 +6,7 @@ import re
 from collections import Counter
 
 from ..manifest import iter_jsonl, loads
-from ..paths import PipelinePaths
+from ..paths import PipelinePaths, RunPaths
 from .html import e, section, table
 from .page import document, run_body
 from .rundata import load
@@ -16,7 +16,7 @@ TOP_REASONS = 3
 
 def is_pipeline_root(path) -> bool:
     pp = PipelinePaths(path)
-    return pp.spec.exists() and not (pp.root / "plan.json").exists()
+    return pp.spec.exists() and not RunPaths(pp.root).plan.exists()
 
 
 def build(root, listening: bool = True) -> str:
@@ -58,11 +58,11 @@ def _funnel_row(step, paths, data) -> list:
     top = "".join(f"<li>{e(k)}: {v:,}</li>" for k, v in list(dict(reasons).items())[:TOP_REASONS])
     filtered = f"{dropped:,}" + (f"<ul>{top}</ul>" if top else "")
     st = data.stats or {}
-    items_in = data.plan["items"] + data.plan.get("rejected", 0) + dropped
-    hours_in = data.plan.get("audio_seconds", 0) / 3600
+    items_in = data.plan.items + data.plan.rejected + dropped
+    hours_in = data.plan.audio_seconds / 3600
     source = step.upstream + (f".{step.stream}" if step.stream else "") if step.upstream else step.input
     return [step.name, step.stage, source, items_in, filtered, st.get("ok", sum(s.ok for s in data.shards)),
-            st.get("failed", data.failed), data.plan.get("rejected", 0), round(hours_in, 3),
+            st.get("failed", data.failed), data.plan.rejected, round(hours_in, 3),
             round(st["audio_hours"], 3) if "audio_hours" in st else "–"]
 
 

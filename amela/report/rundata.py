@@ -14,6 +14,7 @@ import yaml
 from ..manifest import iter_jsonl, loads
 from ..paths import RunPaths
 from ..runner import attempts, shardio
+from ..runner.schema import Plan, ShardStats
 
 EXAMPLES_PER_REASON = 3
 MAX_REASONS = 40  # beyond this, reasons are folded into one "other reasons" row (counts stay exact)
@@ -59,7 +60,7 @@ class Reason:
 class RunData:
     paths: RunPaths
     stage: str
-    plan: dict
+    plan: Plan
     config_text: str
     config: dict
     stats: dict | None  # merged stats.json (None before the merge)
@@ -92,7 +93,7 @@ def load(run_dir) -> RunData:
         from ..errors import ConfigError
 
         raise ConfigError(f"{paths.root} is not a run directory (no plan.json): give the -o RUN_DIR of `amela run`")
-    plan = loads(paths.plan.read_bytes())
+    plan = Plan.read(paths.plan)
     config_text = paths.config.read_text() if paths.config.exists() else ""
     config = yaml.safe_load(config_text) or {} if config_text else {}
     status = run_status(paths)
@@ -109,7 +110,7 @@ def _shard(paths: RunPaths, st) -> Shard:
     sp = paths.shard(st.index)
     shard = Shard(st.index, st.items, st.state, st.ok, st.failed)
     if sp.done.exists() and sp.stats.exists():
-        shard.wall_s = loads(sp.stats.read_bytes()).get("wall_seconds")
+        shard.wall_s = ShardStats.read(sp.stats).wall_seconds
     shard.attempts = _attempts(sp, st.state, paths.shard_log(st.index))
     return shard
 
@@ -123,11 +124,11 @@ def _attempts(sp, state: str, log: Path) -> list[Attempt]:
                                requeue=int(row.get("slurm_restart_count") or 0)))
         elif row.get("event") == "end" and out and out[-1].end is None:
             out[-1].end, out[-1].outcome, out[-1].detail = row["t"], row["outcome"], row.get("detail", "")
-    if not out and (sp.dir / "ATTEMPT").exists():  # a run from before attempts.jsonl: the last attempt only
-        a = loads((sp.dir / "ATTEMPT").read_bytes())
+    if not out and sp.attempt.exists():  # a run from before attempts.jsonl: the last attempt only
+        a = loads(sp.attempt.read_bytes())
         out.append(Attempt(a["started_at"], None, "killed", host=a.get("host", ""), slurm_job=a.get("slurm_job")))
         if sp.done.exists() and sp.stats.exists():
-            out[-1].end, out[-1].outcome = loads(sp.stats.read_bytes())["finished_at"], "done"
+            out[-1].end, out[-1].outcome = ShardStats.read(sp.stats).finished_at, "done"
     for i, a in enumerate(out):
         if a.end is not None:
             continue

@@ -13,8 +13,8 @@ import time
 from importlib import metadata
 
 from ..manifest import dumps
+from ..paths import SHARD_ATTEMPTS
 
-ATTEMPTS = "attempts.jsonl"
 logger = logging.getLogger("amela.runner")
 # Distributions whose versions decide results; recorded once per attempt (cheap: metadata only, no imports).
 VERSIONED = ("amela", "numpy", "torch", "ten-vad", "nemo_toolkit", "fairseq", "onnxruntime", "soundfile", "soxr")
@@ -32,7 +32,7 @@ def versions() -> dict:
 
 def _append(shard_dir, row: dict) -> None:
     try:
-        with open(os.path.join(shard_dir, ATTEMPTS), "ab", buffering=0) as fh:
+        with open(os.path.join(shard_dir, SHARD_ATTEMPTS), "ab", buffering=0) as fh:
             fh.write(dumps(row) + b"\n")  # one write: concurrent readers never see half a line
     except OSError as exc:  # a diagnostic record must never fail (or mask the error of) the shard itself
         logger.warning("could not record the shard attempt in %s: %s", shard_dir, exc)
@@ -57,7 +57,7 @@ def read(shard_dir) -> list[dict]:
 
     rows = []
     try:
-        with open(os.path.join(shard_dir, ATTEMPTS), "rb") as fh:
+        with open(os.path.join(shard_dir, SHARD_ATTEMPTS), "rb") as fh:
             for line in fh:
                 try:
                     rows.append(loads(line))

@@ -51,11 +51,11 @@ def run_progress(paths: RunPaths, status, now: float | None = None) -> RunProgre
         n = s.ok + s.failed
         done_items += n
         if s.items:
-            done_audio += plan["shard_seconds"][s.index] * min(n / s.items, 1.0)
+            done_audio += plan.shard_seconds[s.index] * min(n / s.items, 1.0)
         intervals += (s.spans if s.spans is not None
                       else attempts.spans(paths.shard(s.index).dir, now if s.state == "running" else 0.0))
     starts = [a for a, _ in intervals]
-    return RunProgress(done_items, status.items, done_audio, float(plan.get("audio_seconds") or 0.0),
+    return RunProgress(done_items, status.items, done_audio, float(plan.audio_seconds or 0.0),
                        _union_s(intervals), min(starts) if starts else None,
                        sum(s.state == "running" for s in status.shards))
 

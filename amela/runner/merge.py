@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import IncompleteRunError
-from ..manifest import _create_temp, atomic_open, dumps, iter_jsonl, loads, write_bytes_atomic
+from ..manifest import _create_temp, atomic_open, dumps, iter_jsonl, write_bytes_atomic
 from ..paths import RunPaths
 from ..stage import Stage
 from . import shardio
 from .plan import load_plan
+from .schema import Plan, ShardStats
 from .status import index_ranges
 
 logger = logging.getLogger("amela.runner")
@@ -55,7 +56,7 @@ def _merge_file(target: Path, sources: list[tuple[Path, bool]], transform=None) 
 def merge(paths: RunPaths, stage: Stage, allow_partial: bool = False) -> dict:
     """Write the run's merged files; returns the merged stats. The caller holds the run lock."""
     plan = load_plan(paths)
-    shards = range(plan["num_shards"])
+    shards = range(plan.num_shards)
     done = {i: paths.shard(i).done.exists() for i in shards}
     missing = [i for i in shards if not done[i]]
     if missing and not allow_partial:
@@ -88,25 +89,25 @@ def merge_locked(paths: RunPaths, allow_partial: bool = False) -> dict:
         return merge(paths, spec.stage_class()(spec.options), allow_partial=allow_partial)
 
 
-def _stats(paths: RunPaths, plan: dict, name: str, done: dict, n_out: int, n_fail: int) -> dict:
-    shard_stats = [loads(paths.shard(i).stats.read_bytes()) for i, d in done.items() if d]
-    audio_s = sum(s["audio_seconds"] for s in shard_stats) if all(done.values()) else None
+def _stats(paths: RunPaths, plan: Plan, name: str, done: dict, n_out: int, n_fail: int) -> dict:
+    shard_stats = [ShardStats.read(paths.shard(i).stats) for i, d in done.items() if d]
+    audio_s = sum(s.audio_seconds for s in shard_stats) if all(done.values()) else None
     if audio_s is None:  # partial: count what was written
         audio_s = sum(r.get("duration", 0) for r in iter_jsonl(paths.output(name))) if n_out else 0.0
-    starts = [s["started_at"] for s in shard_stats]
-    ends = [s["finished_at"] for s in shard_stats]
+    starts = [s.started_at for s in shard_stats]
+    ends = [s.finished_at for s in shard_stats]
     wall_s = (max(ends) - min(starts)) if shard_stats else 0.0
-    task_s = sum(s["wall_seconds"] for s in shard_stats)
+    task_s = sum(s.wall_seconds for s in shard_stats)
     return {
-        "stage": name, "items": plan["items"], "ok": n_out, "failed": n_fail, "rejected": plan["rejected"],
-        "missing": plan["items"] - n_out - n_fail, "complete": all(done.values()),
+        "stage": name, "items": plan.items, "ok": n_out, "failed": n_fail, "rejected": plan.rejected,
+        "missing": plan.items - n_out - n_fail, "complete": all(done.values()),
         "audio_seconds": round(audio_s, 3), "audio_hours": round(audio_s / 3600, 4),
         "wall_seconds": round(wall_s, 3), "task_seconds": round(task_s, 3),
         "throughput_audio_s_per_s": round(audio_s / wall_s, 3) if wall_s else None,
         "throughput_items_per_s": round(n_out / wall_s, 3) if wall_s else None,
-        "shards": plan["num_shards"], "worker_crashes": sum(s.get("worker_crashes", 0) for s in shard_stats),
-        "per_shard": [{k: s[k] for k in ("shard", "items", "ok", "failed", "wall_seconds", "stage") if k in s}
-                      for s in shard_stats],
+        "shards": plan.num_shards, "worker_crashes": sum(s.worker_crashes or 0 for s in shard_stats),
+        "per_shard": [{"shard": s.shard, "items": s.items, "ok": s.ok, "failed": s.failed, "wall_seconds": s.wall_seconds,
+                       **({"stage": s.stage} if s.stage is not None else {})} for s in shard_stats],
     }
 
 

@@ -34,6 +34,7 @@ from ..manifest_scan import ManifestScan, RecordList, RecordView, key_hash
 from ..paths import RunPaths
 from ..stage import Stage, load_stage
 from . import fingerprint, shardio
+from .schema import Plan
 
 logger = logging.getLogger("amela.runner")
 STRATEGIES = ("round_robin", "duration")
@@ -119,13 +120,13 @@ def load_spec(paths: RunPaths) -> RunSpec:
     return RunSpec.from_dict(load_yaml(str(paths.config)), str(paths.config))
 
 
-def load_plan(paths: RunPaths) -> dict:
+def load_plan(paths: RunPaths) -> Plan:
     if not paths.plan.exists():
         raise ConfigError(f"{paths.root}: not a prepared run directory (no plan.json); start it with `amela run`")
-    return loads(paths.plan.read_bytes())
+    return Plan.read(paths.plan)
 
 
-def prepare(paths: RunPaths, spec: RunSpec, keep_plan: bool = False) -> dict:
+def prepare(paths: RunPaths, spec: RunSpec, keep_plan: bool = False) -> Plan:
     """Create the run directory's plan (or check an existing one agrees with `spec`, and that the input did not change
     since, unless `keep_plan`); returns the plan."""
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -139,25 +140,25 @@ def prepare(paths: RunPaths, spec: RunSpec, keep_plan: bool = False) -> dict:
         return _create(paths, spec)
 
 
-def check_input_unchanged(paths: RunPaths, plan: dict) -> None:
+def check_input_unchanged(paths: RunPaths, plan: Plan) -> None:
     """Refuse (ConfigError: exit 2) to go on with a plan made from an input that changed since."""
     what = input_change(paths, plan)
     if what:
-        raise ConfigError(f"{plan['input']} {what} since {paths.root} was prepared ({plan['items']} item(s)). Either "
+        raise ConfigError(f"{plan.input} {what} since {paths.root} was prepared ({plan.items} item(s)). Either "
                           "run into a new run directory (-o NEW_DIR) to process the input as it is now, or add "
                           "--keep-plan to resume the recorded plan as it is (the changes are then ignored)")
 
 
-def input_change(paths: RunPaths, plan: dict) -> str | None:
+def input_change(paths: RunPaths, plan: Plan) -> str | None:
     """How the input differs from the one the plan was made from, or None."""
-    recorded = plan.get("input_fingerprint")
-    if not recorded or not fingerprint.changed(plan["input"], recorded):
+    recorded = plan.input_fingerprint
+    if not recorded or not fingerprint.changed(plan.input, recorded):
         return None
     planned, lost = _planned_keys(paths, plan)
-    if not Path(plan["input"]).exists():
+    if not Path(plan.input).exists():
         what = "no longer exists"
     else:
-        added, removed = fingerprint.difference(plan["input"], recorded["kind"], planned)
+        added, removed = fingerprint.difference(plan.input, recorded["kind"], planned)
         what = f"changed: {added} record(s) added, {removed} removed" + (
             f" (compared with the {len(planned)} planned records still on disk)" if lost else "")
         if not added and not removed:
@@ -165,15 +166,15 @@ def input_change(paths: RunPaths, plan: dict) -> str | None:
     return what
 
 
-def _planned_keys(paths: RunPaths, plan: dict):
+def _planned_keys(paths: RunPaths, plan: Plan):
     """The keys of the planned records still on disk, and whether some shard inputs are gone. For a manifest,
     the sorted unique 64-bit hashes of the keys (8 bytes a record: a changed 10 M-line input is compared in
     bounded memory); for a scanned directory or file, the keys themselves (one per file)."""
     import numpy as np
 
-    manifest = (plan.get("input_fingerprint") or {}).get("kind") == "manifest"
+    manifest = (plan.input_fingerprint or {}).get("kind") == "manifest"
     keys, hashes, lost = set(), array.array("q"), False
-    for i in range(plan["num_shards"]):
+    for i in range(plan.num_shards):
         f = paths.shard(i).input
         if not f.exists():
             lost = True
@@ -198,22 +199,22 @@ def ensure_shard(paths: RunPaths, spec: RunSpec, index: int) -> None:
             return
         plan = load_plan(paths)
         gone = f"{paths.root}: the directory of shard {index} ({paths.shard(index).dir}) was deleted"
-        if not plan.get("input_fingerprint"):
+        if not plan.input_fingerprint:
             raise ConfigError(f"{gone}, and this run directory predates input fingerprints: it cannot be rebuilt "
                               "safely; start a new run directory")
-        if any(index in (s["shard"], s["into"]) for s in plan.get("splits", ())):
+        if any(index in (s.shard, s.into) for s in plan.splits):
             raise ConfigError(f"{gone}, and it cannot be rebuilt: a resubmission split that shard (plan.json "
                               "`splits`), so the input alone no longer says which records it holds. Start a new run "
                               "directory, or merge the rest with `amela merge --allow-partial`")
         what = input_change(paths, plan)
         if what:
-            raise ConfigError(f"{gone}, and it cannot be rebuilt: {plan['input']} {what} since the run was prepared. "
+            raise ConfigError(f"{gone}, and it cannot be rebuilt: {plan.input} {what} since the run was prepared. "
                               "Start a new run directory (-o NEW_DIR)")
         scan = scan_input(spec, spec.stage_class())
-        items, _ = _write_shards(paths, scan, plan["num_shards"], plan["strategy"], only=index,
-                                 expected=plan["shard_items"][index])
+        items, _ = _write_shards(paths, scan, plan.num_shards, plan.strategy, only=index,
+                                 expected=plan.shard_items[index])
         logger.warning("shard %d: its directory was deleted; rebuilt its input (%d items) from %s", index, items[index],
-                       plan["input"])
+                       plan.input)
 
 
 class _waiting:
@@ -271,7 +272,7 @@ def scan_input(spec: RunSpec, stage_cls: type[Stage]) -> ManifestScan | RecordLi
     return ManifestScan(str(path))
 
 
-def _create(paths: RunPaths, spec: RunSpec) -> dict:
+def _create(paths: RunPaths, spec: RunSpec) -> Plan:
     stage_cls = spec.stage_class()
     scan = scan_input(spec, stage_cls)
     # A scanned path that cannot be an input (odd name, FIFO, unreadable directory) is reported, never fatal: the
@@ -302,16 +303,14 @@ def _create(paths: RunPaths, spec: RunSpec) -> dict:
     shard_items, shard_seconds = _write_shards(paths, scan, spec.run.shards, spec.run.strategy)
     paths.logs.mkdir(exist_ok=True)
     write_bytes_atomic(paths.config, dump_yaml(spec.to_dict()).encode())
-    plan = {
-        "version": 1, "stage": spec.stage, "input": spec.input, "num_shards": spec.run.shards,
-        "input_fingerprint": fingerprint.fingerprint(spec.input, input_kind(Path(spec.input))),
-        "strategy": spec.run.strategy, "items": scan.n_records, "rejected": scan.n_problems,
-        "audio_seconds": round(sum(shard_seconds), 3), "shard_items": shard_items, "shard_seconds": shard_seconds,
-        "created_at": time.time(),
-    }
-    write_bytes_atomic(paths.plan, dumps(plan))  # last: its presence means "prepared"
+    plan = Plan(version=1, stage=spec.stage, input=spec.input, num_shards=spec.run.shards,
+                input_fingerprint=fingerprint.fingerprint(spec.input, input_kind(Path(spec.input))),
+                strategy=spec.run.strategy, items=scan.n_records, rejected=scan.n_problems,
+                audio_seconds=round(sum(shard_seconds), 3), shard_items=shard_items, shard_seconds=shard_seconds,
+                created_at=time.time())
+    write_bytes_atomic(paths.plan, dumps(plan.to_dict()))  # last: its presence means "prepared"
     logger.info("prepared %s: %d items (%.1f h of audio) in %d shard(s)", paths.root, scan.n_records,
-                plan["audio_seconds"] / 3600, spec.run.shards)
+                plan.audio_seconds / 3600, spec.run.shards)
     return plan
 
 

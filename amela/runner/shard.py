@@ -17,6 +17,7 @@ from ..progress import Progress
 from ..stage import Output, Stage
 from . import attempts, shardio
 from . import blobs as blobio
+from .schema import ShardStats
 
 logger = logging.getLogger("amela.runner")
 # Failed items shown on the terminal per shard; the rest go to the shard log only (100,000 missing files once printed
@@ -81,7 +82,7 @@ def reopen_failed(paths: RunPaths, num_shards: int) -> None:
             logger.info("shard %d: retrying its failed items", i)
 
 
-def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bool = True) -> dict:
+def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bool = True) -> ShardStats:
     """Process shard `index` with `pool` (a started WorkerPool/InProcessPool); returns the shard's stats."""
     sp = paths.shard(index)
     if not sp.input.exists():
@@ -89,7 +90,7 @@ def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bo
                              f"{paths.root} {index}` rebuilds it from plan.json and the input")
     with locked(sp.lock, f"shard {index} of {paths.root}"), shard_log(paths, index):
         if sp.done.exists():
-            return loads(sp.stats.read_bytes())
+            return ShardStats.read(sp.stats)
         attempts.record_start(sp.dir, time.time())
         try:
             stats = _run(paths, sp, index, stage, pool, show_progress)
@@ -101,10 +102,10 @@ def run_shard(paths: RunPaths, index: int, stage: Stage, pool, show_progress: bo
         return stats
 
 
-def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_progress: bool) -> dict:
+def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_progress: bool) -> ShardStats:
     t0 = time.time()
     baseline = ({pid: dict(st) for pid, st in pool.worker_stats.items()}, pool.crashes)
-    write_bytes_atomic(sp.dir / "ATTEMPT", dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": t0,
+    write_bytes_atomic(sp.attempt, dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": t0,
                                                   "slurm_job": os.environ.get("SLURM_JOB_ID")}))
     streams = stage.output_streams()
     blob_names = stage.output_blobs()
@@ -168,9 +169,6 @@ def _run(paths: RunPaths, sp: ShardPaths, index: int, stage: Stage, pool, show_p
     return _finalize(sp, index, inputs, files, t0, pool, baseline)
 
 
-STOPPED = "STOPPED_ITEMS.json"  # {index: times a SLURM task was stopped while the item was being processed}
-
-
 def _noting_inflight(sp: ShardPaths, pool, outcomes):
     """Yield from `outcomes`; if the task is stopped meanwhile inside a SLURM job (time limit, preemption), note which
     items were being processed: an item whose task keeps being stopped on it would requeue forever."""
@@ -182,13 +180,13 @@ def _noting_inflight(sp: ShardPaths, pool, outcomes):
             counts = _stopped_counts(sp)
             for i in running:
                 counts[str(i)] = counts.get(str(i), 0) + 1
-            write_bytes_atomic(sp.dir / STOPPED, dumps(counts))
+            write_bytes_atomic(sp.stopped, dumps(counts))
         raise
 
 
 def _stopped_counts(sp: ShardPaths) -> dict:
     try:
-        return loads((sp.dir / STOPPED).read_bytes())
+        return loads(sp.stopped.read_bytes())
     except (OSError, ValueError):
         return {}
 
@@ -237,7 +235,7 @@ def failure_reason(error_type: str, message: str, path: str | None) -> str:
     return f"{error_type}: {message[:120]}" if message else error_type
 
 
-def _finalize(sp: ShardPaths, index: int, inputs: list, files: list, t0: float, pool, baseline) -> dict:
+def _finalize(sp: ShardPaths, index: int, inputs: list, files: list, t0: float, pool, baseline) -> ShardStats:
     for f in files:
         shardio.sort_file(f)
     # Seconds of audio as the stage found it (a stage corrects `duration` when the file is shorter than the manifest
@@ -248,17 +246,15 @@ def _finalize(sp: ShardPaths, index: int, inputs: list, files: list, t0: float, 
     missing = len(inputs) - len(ok_idx) - failed
     if missing:
         raise RuntimeError(f"shard {index}: {missing} item(s) have neither an output nor a failure; not marking done")
-    stats = {
-        "shard": index, "items": len(inputs), "ok": len(ok_idx), "failed": failed,
-        "audio_seconds": round(sum(ok_seconds.values()), 3),
-        "started_at": t0, "finished_at": time.time(), "wall_seconds": round(time.time() - t0, 3),
-        "worker_crashes": pool.crashes - baseline[1], "stage": merge_worker_stats(pool.worker_stats, baseline[0]),
-        "host": socket.gethostname(),
-    }
-    write_bytes_atomic(sp.stats, dumps(stats))
+    stats = ShardStats(
+        shard=index, items=len(inputs), ok=len(ok_idx), failed=failed, audio_seconds=round(sum(ok_seconds.values()), 3),
+        started_at=t0, finished_at=time.time(), wall_seconds=round(time.time() - t0, 3),
+        worker_crashes=pool.crashes - baseline[1], stage=merge_worker_stats(pool.worker_stats, baseline[0]),
+        host=socket.gethostname())
+    write_bytes_atomic(sp.stats, dumps(stats.to_dict()))
     write_bytes_atomic(sp.done, b"")  # last: a marker means outputs and stats exist
-    logger.info("shard %d done: %d ok, %d failed, %.1f audio s in %.1f s", index, stats["ok"], failed,
-                stats["audio_seconds"], stats["wall_seconds"])
+    logger.info("shard %d done: %d ok, %d failed, %.1f audio s in %.1f s", index, stats.ok, failed,
+                stats.audio_seconds, stats.wall_seconds)
     return stats
 
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from ..locks import Lock
 from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths
 from . import shardio
 from .plan import _waiting, load_plan
-from .shard import STOPPED, locked
+from .schema import Plan, ShardSplit
+from .shard import locked
 
 logger = logging.getLogger("amela.runner")
 
@@ -40,14 +42,14 @@ def split_shard(paths: RunPaths, index: int) -> int | None:
             return None
         cut = _half_by_duration([float(loads(body).get("duration") or 0.0) for _, body in todo])
         moved = todo[cut:]
-        new = load_plan(paths)["num_shards"]
+        new = load_plan(paths).num_shards
         write_bytes_atomic(paths.pending_split, dumps({"shard": index, "into": new, "at": time.time()}))
         target = paths.shard(new)
         write_bytes_atomic(target.input, _lines(moved))
         stopped = _stopped(sp)  # an item's "stopped twice" count follows it (no requeue loop through a split)
         carried = {k: v for k, v in stopped.items() if int(k) in {i for i, _ in moved}}
         if carried:
-            write_bytes_atomic(target.dir / STOPPED, dumps(carried))
+            write_bytes_atomic(target.stopped, dumps(carried))
         _finish_pending(paths)
         logger.info("shard %d split: %d record(s) moved to new shard %d, %d left to do in shard %d (%d done)",
                     index, len(moved), new, cut, index, len(done))
@@ -73,22 +75,20 @@ def _finish_pending(paths: RunPaths) -> None:
         kept = [(i, body) for i, body in shardio.iter_lines(src) if i not in moved]
         write_bytes_atomic(src, _lines(kept))
         plan = load_plan(paths)
-        if plan["num_shards"] == new:  # not recorded yet
-            plan["num_shards"] = new + 1
-            plan["shard_items"] = [*plan["shard_items"][:index], len(kept), *plan["shard_items"][index + 1:],
-                                   len(moved)]
+        if plan.num_shards == new:  # not recorded yet
             seconds = [_seconds(paths.shard(i).input) for i in (index, new)]
-            plan["shard_seconds"] = [*plan["shard_seconds"][:index], seconds[0], *plan["shard_seconds"][index + 1:],
-                                     seconds[1]]
-            plan.setdefault("splits", []).append({"shard": index, "into": new, "moved": len(moved),
-                                                  "at": job["at"]})
-            write_bytes_atomic(paths.plan, dumps(plan))
+            plan = replace(
+                plan, num_shards=new + 1,
+                shard_items=[*plan.shard_items[:index], len(kept), *plan.shard_items[index + 1:], len(moved)],
+                shard_seconds=[*plan.shard_seconds[:index], seconds[0], *plan.shard_seconds[index + 1:], seconds[1]],
+                splits=(*plan.splits, ShardSplit(index, new, len(moved), job["at"])))
+            write_bytes_atomic(paths.plan, dumps(plan.to_dict()))
     paths.pending_split.unlink()
 
 
-def split_parent(plan: dict, index: int) -> int | None:
+def split_parent(plan: Plan, index: int) -> int | None:
     """The shard that `index` was split off from, or None for a shard of the original plan."""
-    return next((s["shard"] for s in plan.get("splits", ()) if s["into"] == index), None)
+    return next((s.shard for s in plan.splits if s.into == index), None)
 
 
 def _half_by_duration(durations: list[float]) -> int:
@@ -111,6 +111,6 @@ def _seconds(path) -> float:
 
 def _stopped(sp) -> dict:
     try:
-        return loads((sp.dir / STOPPED).read_bytes())
+        return loads(sp.stopped.read_bytes())
     except (OSError, ValueError):
         return {}

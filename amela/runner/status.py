@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 
 from ..locks import is_held
 from ..manifest import dumps, loads, write_bytes_atomic
-from ..paths import RunPaths
+from ..paths import SHARD_DONE, SHARD_STATS, RunPaths, shard_dir_name
 from ..stage import load_stage
 from . import attempts, shardio
 from .plan import load_plan
-
-CACHE = ".status_cache.json"
+from .schema import ShardStats
 
 DONE, RUNNING, FAILED, MISSING = "done", "running", "failed", "missing"
 
@@ -52,25 +51,24 @@ class RunStatus:
 
 def run_status(paths: RunPaths) -> RunStatus:
     plan = load_plan(paths)
-    name = load_stage(plan["stage"]).name  # plan["stage"] may be an import path (module:Class)
-    status = RunStatus(name, plan["items"], plan["rejected"])
-    cache_path = os.path.join(paths.root, CACHE)
+    name = load_stage(plan.stage).name  # plan.stage may be an import path (module:Class)
+    status = RunStatus(name, plan.items, plan.rejected)
+    cache_path = str(paths.status_cache)
     cache = _read_cache(cache_path)
     fresh: dict[str, list] = {}
     stat, shards_dir = os.stat, str(paths.shards_dir)
-    for i in range(plan["num_shards"]):
-        items = plan["shard_items"][i]
-        shard_dir = os.path.join(shards_dir, f"{i:05d}")  # as RunPaths.shard() names it, without pathlib's cost
+    for i in range(plan.num_shards):
+        items = plan.shard_items[i]
+        shard_dir = os.path.join(shards_dir, shard_dir_name(i))  # RunPaths.shard(i).dir, without pathlib's cost
         try:
-            mtime_ns = stat(os.path.join(shard_dir, "DONE")).st_mtime_ns
+            mtime_ns = stat(os.path.join(shard_dir, SHARD_DONE)).st_mtime_ns
         except FileNotFoundError:
             mtime_ns = None
         if mtime_ns is not None:
             entry = cache.get(str(i))
             if not entry or entry[0] != mtime_ns:
-                with open(os.path.join(shard_dir, "stats.json"), "rb") as fh:
-                    stats = loads(fh.read())
-                entry = [mtime_ns, stats["ok"], stats["failed"], [list(x) for x in attempts.spans(shard_dir, 0.0)]]
+                stats = ShardStats.read(os.path.join(shard_dir, SHARD_STATS))
+                entry = [mtime_ns, stats.ok, stats.failed, [list(x) for x in attempts.spans(shard_dir, 0.0)]]
             fresh[str(i)] = entry
             status.shards.append(ShardStatus(i, DONE, items, entry[1], entry[2], spans=[tuple(x) for x in entry[3]]))
             continue
@@ -84,7 +82,7 @@ def run_status(paths: RunPaths) -> RunStatus:
                       "plan.json and the input, and runs it")
         elif is_held(sp.lock):  # read-only probe: status works on a read-only run directory
             state, detail = RUNNING, ""
-        elif (sp.dir / "ATTEMPT").exists():
+        elif sp.attempt.exists():
             state, detail = FAILED, "started but did not finish (crashed, killed or interrupted)"
         else:
             state, detail = MISSING, "never started"

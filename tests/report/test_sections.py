@@ -122,7 +122,8 @@ def test_streaming_aggregates():
 def test_model_files_are_listed_with_sha256_once(tmp_path):
     import hashlib
 
-    from amela.report.models import CACHE, model_rows
+    from amela.paths import RunPaths
+    from amela.report.models import model_rows
 
     dense, km = tmp_path / "hubert.pt", tmp_path / "km.npy"
     dense.write_bytes(b"weights" * 1000)
@@ -133,7 +134,7 @@ def test_model_files_are_listed_with_sha256_once(tmp_path):
     assert by_key["dense"][3] == hashlib.sha256(dense.read_bytes()).hexdigest()
     assert by_key["kmeans"][3] == hashlib.sha256(b"centroids").hexdigest()
     assert by_key["vocoder"][3] == "" and "not found here" in by_key["vocoder"][4]
-    assert (tmp_path / CACHE).exists()
+    assert RunPaths(tmp_path).model_hashes.exists()
     km.write_bytes(b"other centroids")  # a changed file (size, mtime) is hashed again
     assert {r[0]: r for r in model_rows("s2s", options, tmp_path)}["kmeans"][3] == \
         hashlib.sha256(b"other centroids").hexdigest()

@@ -34,7 +34,7 @@ PREPARE_RSS = textwrap.dedent("""
     stage = load_stage("tests.support.stages:EchoStage")
     plan = prepare(RunPaths(run), RunSpec("tests.support.stages:EchoStage", manifest,
                                           RunOptions(shards=16, strategy=strategy), stage.config_cls()))
-    print(json.dumps({"items": plan["items"], "before_kb": before,
+    print(json.dumps({"items": plan.items, "before_kb": before,
                       "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """)
 
@@ -91,7 +91,7 @@ def test_duplicates_match_exact_comparison_even_when_hashes_collide(tmp_path, mo
     run = tmp_path / "run"
     plan = prepare(RunPaths(run), RunSpec(STAGE, str(manifest), RunOptions(shards=3, on_invalid="skip"),
                                           load_spec_cls()))
-    assert (plan["items"], plan["rejected"]) == (len(records), len(problems))
+    assert (plan.items, plan.rejected) == (len(records), len(problems))
     assert read_jsonl(run / "rejected.jsonl") == [p.to_dict() for p in problems]
     shard_lines = sorted((int(line.split(b"\t")[0]), json.loads(line.split(b"\t", 1)[1]))
                          for i in range(3) for line in (run / "shards" / f"{i:05d}" / "input.jsonl").read_bytes()

@@ -39,12 +39,12 @@ def test_split_of_a_half_done_shard_resumes_both_halves_and_merges_in_input_orde
     new = split_shard(paths, 0)
     assert new == 2
     plan = load_plan(paths)
-    assert plan["num_shards"] == 3 and plan["splits"][0]["shard"] == 0 and plan["splits"][0]["into"] == 2
+    assert plan.num_shards == 3 and plan.splits[0].shard == 0 and plan.splits[0].into == 2
     kept = [int(line.split("\t")[0]) for line in _lines(paths.shard(0).input)]
     moved = [int(line.split("\t")[0]) for line in _lines(paths.shard(2).input)]
     assert not set(kept) & set(moved) and sorted(kept + moved) == list(range(0, 23, 2))
     assert {0, 2, 4} <= set(kept) and 22 in moved  # what was done stays; the tail moves
-    assert plan["shard_items"] == [len(kept), 11, len(moved)]
+    assert plan.shard_items == [len(kept), 11, len(moved)]
     # An item's count of stops follows it (item 20 moved, item 6 stayed).
     assert json.loads((paths.shard(2).dir / "STOPPED_ITEMS.json").read_text()) == {"20": 1}
 
@@ -65,7 +65,7 @@ def test_a_shard_with_one_record_left_is_not_split_and_an_interrupted_split_is_f
     first = _lines(paths.shard(0).input)[0]
     paths.shard(0).output.write_text(first + "\n")
     paths.shard(0).failures.write_text(_lines(paths.shard(0).input)[1] + "\n")
-    assert split_shard(paths, 0) is None and load_plan(paths)["num_shards"] == 1
+    assert split_shard(paths, 0) is None and load_plan(paths).num_shards == 1
 
     # A split stopped after the new shard's input was written: the journal finishes it (no record in two shards).
     paths.shard(0).output.unlink()
@@ -75,7 +75,7 @@ def test_a_shard_with_one_record_left_is_not_split_and_an_interrupted_split_is_f
     paths.pending_split.write_text(json.dumps({"shard": 0, "into": 1, "at": 0}))
     finish_pending(paths)
     assert not paths.pending_split.exists()
-    assert len(_lines(paths.shard(0).input)) == 2 and load_plan(paths)["shard_items"] == [2, 1]
+    assert len(_lines(paths.shard(0).input)) == 2 and load_plan(paths).shard_items == [2, 1]
 
 
 # Rows as sacct 22.05 prints them: the allocation row, then its steps. 576: a task that reached --time=1 (real rows
