@@ -20,7 +20,7 @@ from ..manifest import dumps, loads, write_bytes_atomic
 from ..paths import RunPaths
 from . import shardio
 from .plan import _waiting, load_plan
-from .schema import Plan, ShardSplit
+from .schema import ShardSplit
 from .shard import locked
 
 logger = logging.getLogger("amela.runner")
@@ -84,11 +84,6 @@ def _finish_pending(paths: RunPaths) -> None:
                 splits=(*plan.splits, ShardSplit(index, new, len(moved), job["at"])))
             write_bytes_atomic(paths.plan, dumps(plan.to_dict()))
     paths.pending_split.unlink()
-
-
-def split_parent(plan: Plan, index: int) -> int | None:
-    """The shard that `index` was split off from, or None for a shard of the original plan."""
-    return next((s.shard for s in plan.splits if s.into == index), None)
 
 
 def _half_by_duration(durations: list[float]) -> int:
