@@ -3,7 +3,8 @@
 Kept light: torch, NeMo and fairseq are imported only inside workers (or by `doctor`), so --help answers at once.
 Exit codes: 0 every item succeeded; 1 the run completed but some items failed or were rejected (or it is
 incomplete); 2 usage or configuration error; 3 environment error (the run could not write: disk full, quota,
-read-only file system, permission denied); 130/143 interrupted by SIGINT/SIGTERM (rerun the same command to resume).
+read-only file system, permission denied); 130/143 interrupted by SIGINT/SIGTERM (rerun the same command to resume);
+141 the reader of stdout went away (`amela validate ... | head`), said by nothing.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .paths import RunPaths
 from .runtime import setup_logging
 
 logger = logging.getLogger("amela")
+EXIT_STDOUT_CLOSED = 128 + signal.SIGPIPE  # what the shell reports for a command that SIGPIPE stopped
 # Modules with register(subparsers, stage_name) adding commands (kept light to import). stage_name is the STAGE typed
 # after a command of STAGED_COMMANDS, whose options depend on the stage (parsed in one pass, flags from its config).
 # slurm_cli: amela prepare (the first step of hand-written SLURM scripts); asr.cli: asr-eval;
@@ -241,9 +243,27 @@ def _dispatch(args) -> int:
         print(f"amela: error: {exc}", file=sys.stderr)
         return EXIT_ITEMS_FAILED
     except OSError as exc:  # the machine, not the user's input: a full disk, a read-only mount, permissions
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            return EXIT_STDOUT_CLOSED  # `amela validate ... | head`: the reader had what it wanted
         logger.debug("environment error", exc_info=True)
         print(f"amela: error: {environment_message(exc)}", file=sys.stderr)
         return EXIT_ENVIRONMENT
+
+
+def _stdout_gone() -> bool:
+    """Was it our stdout whose reader went away (not a pipe to a worker)? Then stdout points at /dev/null, so the
+    interpreter's last flush at exit stays quiet too."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        gone = any(event & select.POLLERR for _, event in poll.poll(0))  # a pipe whose reader closed: POLLERR
+    except (OSError, ValueError):  # stdout closed or not a real file
+        return False
+    if gone:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return gone
 
 
 ENVIRONMENT_HINTS = {

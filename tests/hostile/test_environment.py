@@ -80,3 +80,18 @@ def test_items_failing_on_a_full_disk_stop_the_run_instead_of_failing_each(tmp_p
     assert "rc=3" in proc.stdout, proc.stdout + proc.stderr
     assert "No space left on device" in proc.stderr and "the disk is full" in proc.stderr
     assert not (run / "shards" / "00000" / "failures.partial").read_text()  # nothing blamed on the items
+
+
+def test_a_reader_that_stops_reading_is_not_an_error(tmp_path):
+    # `amela validate big.jsonl | head -1`: the pipe's reader goes away; amela stops quietly with 141, as a shell
+    # tool stopped by SIGPIPE does, instead of "error: Broken pipe" (exit 3) or a traceback
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(f'{{"audio_filepath": "/nope/{i}.wav"}}\n' for i in range(20000)))  # ~0.8 MB of problems
+    proc = subprocess.Popen([sys.executable, "-m", "amela", "validate", str(bad)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert "bad.jsonl:1: missing 'duration'" in first
+    assert err == ""
