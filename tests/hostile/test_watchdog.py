@@ -43,6 +43,15 @@ def test_the_default_timeout_grows_with_duration_and_has_a_floor():
     assert RunOptions(item_timeout_s=5).timeout_s(FileStage)([{}, {}]) == 10
 
 
+def _a_worker_is_stopped(pid: int) -> bool:
+    import psutil
+
+    try:
+        return any(c.status() == psutil.STATUS_STOPPED for c in psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:  # a worker that just ended
+        return False
+
+
 def test_an_item_a_slurm_task_was_stopped_on_twice_is_not_requeued_forever(tmp_path):
     """Point 2 on SLURM: a task stopped (time limit, preemption) while an item runs is requeued and resumes; the
     second time it is stopped on the same item, that item fails instead of looping requeue -> hang -> requeue."""
@@ -66,7 +75,9 @@ def test_an_item_a_slurm_task_was_stopped_on_twice_is_not_requeued_forever(tmp_p
                 "good0" not in (run / "shards" / "00000" / "output.partial").read_text():
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.2)
-        time.sleep(1.5)  # the stopper is being processed now (its worker stopped itself)
+        while not _a_worker_is_stopped(proc.pid):  # the stopper is being processed: its worker stopped itself
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)  # what the batch script does on USR1 before `scontrol requeue`
         assert proc.wait(timeout=60) == 143
     amela("run-shard", run, 0, "--workers", 1, "--no-progress", check=0, env=env, timeout=60)
