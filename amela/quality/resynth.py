@@ -23,12 +23,13 @@ class ResynthScorer:
 
         self.dnsmos = Dnsmos(threads=worker_threads())
 
-    def compare(self, source: dict, resynth_path: str) -> dict:
-        """Fields for the output record: dnsmos_* of the resynthesised file, source_dnsmos_* of the source span,
-        dnsmos_*_delta = resynthesised - source."""
+    def compare(self, source: np.ndarray, resynth_path: str) -> dict:
+        """Fields for the output record: dnsmos_* of the resynthesised file, source_dnsmos_* of the source span
+        (its 16 kHz samples as the units were made from them: the same channel, decoded once), dnsmos_*_delta =
+        resynthesised - source."""
         from .audio import read_span
 
-        src, _ = read_span(source, None, 1.0)
+        src = np.clip(source, -1.0, 1.0)  # as the quality stage scores: DNSMOS expects [-1, 1]
         out, _ = read_span({"audio_filepath": resynth_path}, None, 1.0)
         theirs, ours = self.dnsmos.score([src, out], HOP_S)
         fields = {}

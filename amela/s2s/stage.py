@@ -205,17 +205,20 @@ class S2SStage(Stage):
         if self.config.mode == "synth":
             return [self._guard(self._synth_one, r) for r in batch]
         decoded_s: dict[int, float] = {}
-        units = self.encode(batch, decoded_s)
+        # --quality scores the source span the units came from: kept from here, not decoded a second time
+        decoded: dict[int, object] | None = {} if self.scorer is not None else None
+        units = self.encode(batch, decoded_s, decoded)
         out = []
         # Outputs carry the duration of the audio that was decoded (a manifest past the end of a file says more).
         batch = [with_decoded_duration(r, decoded_s.get(i)) for i, r in enumerate(batch)]
-        for record, frame_units in zip(batch, units):
+        for pos, (record, frame_units) in enumerate(zip(batch, units)):
             if isinstance(frame_units, BaseException):
                 out.append(frame_units)
             elif self.config.mode == "encode":
                 out.append(self._guard(self._encode_record, record, frame_units))
             else:
-                out.append(self._guard(self._resynth_record, record, frame_units))
+                source = decoded.pop(pos) if decoded is not None else None
+                out.append(self._guard(self._resynth_record, record, frame_units, source))
         return out
 
     @staticmethod
@@ -227,9 +230,9 @@ class S2SStage(Stage):
             return exc if isinstance(exc, ItemError) else ItemError(f"{record['audio_filepath']}: {exc}")
 
     # -- encoding ----------------------------------------------------------------------------------------------------
-    def encode(self, batch: list[dict], decoded_s: dict | None = None) -> list:
+    def encode(self, batch: list[dict], decoded_s: dict | None = None, decoded: dict | None = None) -> list:
         """Frame-level units (list[int]) per record, or an ItemError for a record whose audio cannot be used;
-        `decoded_s` (if given) gets each decoded record's seconds by its position."""
+        `decoded_s` (if given) gets each decoded record's seconds by its position, `decoded` its 16 kHz samples."""
         import torch
 
         pieces: list[tuple[int, int, object]] = []  # (record position, chunk number, waveform)
@@ -248,6 +251,8 @@ class S2SStage(Stage):
             self.stat_update("audio_s", len(audio) / SAMPLE_RATE)
             if decoded_s is not None:
                 decoded_s[pos] = len(audio) / SAMPLE_RATE
+            if decoded is not None:
+                decoded[pos] = audio
             wav = torch.from_numpy(audio)
             for n, start in enumerate(range(0, len(audio), chunk)):
                 piece = wav[start:start + chunk]
@@ -330,7 +335,7 @@ class S2SStage(Stage):
         return out
 
     # -- synthesis ---------------------------------------------------------------------------------------------------
-    def _resynth_record(self, record: dict, frame_units: list[int]) -> dict:
+    def _resynth_record(self, record: dict, frame_units: list[int], source=None) -> dict:
         from .kmeans import deduplicate
 
         units, durations = deduplicate(frame_units)
@@ -338,7 +343,7 @@ class S2SStage(Stage):
         out["units"], out["unit_durations"] = units, durations
         if self.scorer is not None:
             t0 = time.time()
-            out.update(self.scorer.compare(record, out["audio_filepath"]))
+            out.update(self.scorer.compare(source, out["audio_filepath"]))
             self.stat_update("quality_s", time.time() - t0)
         return out
 

@@ -49,3 +49,26 @@ def test_without_quality_nothing_changes(tiny, tmp_path):  # noqa: F811
 def test_quality_is_for_resynth_only(tiny):  # noqa: F811
     with pytest.raises(ConfigError, match="resynth only"):
         stage_config(tiny, mode="encode", quality=True)
+
+
+def test_the_source_is_scored_on_the_channel_the_units_came_from(tiny, tmp_path):  # noqa: F811
+    # a stereo source whose channels differ: with --channel 1, source_dnsmos_* is channel 1's score (the audio the
+    # units were made from, decoded once), not the mix of both channels
+    import numpy as np
+    import soundfile as sf
+
+    from amela.quality.audio import read_span
+    from amela.quality.dnsmos import Dnsmos
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 3) / 16000
+    stereo = np.stack([0.5 * rng.standard_normal(len(t)), 0.3 * np.sin(2 * np.pi * 220 * t)], axis=1)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.clip(stereo, -1, 1).astype(np.float32), 16000, subtype="FLOAT")
+    record = {"audio_filepath": str(path), "duration": 3.0}
+    stage = make_stage(tiny, tmp_path, mode="resynth", quality=True, channel=1)
+    [result] = stage.process([record])
+    scorer = Dnsmos()
+    chan1, mixed = (scorer.score([read_span(record, c, 1.0)[0]], 9.01)[0] for c in (1, None))
+    assert result["source_dnsmos_ovrl"] == pytest.approx(chan1.ovrl, abs=1e-4)
+    assert abs(chan1.ovrl - mixed.ovrl) > 1e-3  # the case tells the two apart
