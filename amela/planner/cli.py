@@ -23,8 +23,13 @@ fits --budget-gpu-hours, and the exact `amela run ... --backend sbatch` command 
 On SLURM the partition's MaxTime (scontrol show partition) and the cluster's MaxArraySize (scontrol show config) are
 read, and nothing beyond them is recommended: shards are made smaller until a task fits MaxTime (or --time, when
 given: then the longest a task may take).
-Stage, run and SLURM options are those of `amela run` and go into the printed command as given. Exit status: 0, or 1
-when the job does not fit --budget-gpu-hours. The figures also go to PILOT_DIR/sizing.json."""
+Stage, run and SLURM options are those of `amela run` and go into the printed command as given (except
+--retry-failed, --keep-plan, --dry-run and --after, which are about an existing run or a submission: refused here).
+Exit status: 0, or 1 when the job does not fit --budget-gpu-hours. The figures also go to PILOT_DIR/sizing.json."""
+
+
+MEANINGLESS_FLAGS = {"--retry-failed": "retry_failed", "--keep-plan": "keep_plan", "--dry-run": "dry_run",
+                     "--after": "after"}
 
 
 def register(subparsers, stage_name: str | None = None) -> None:
@@ -64,6 +69,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise ConfigError("--pilot-items must be >= 1, --safety >= 1 and --target-task-min > 0")
     if args.backend not in ("local", "sbatch"):
         raise ConfigError("amela plan runs its pilot with --backend local or sbatch")
+    # `amela run` flags about an existing run or the moment of submission: a plan makes a new pilot and submits nothing
+    given = [flag for flag, dest in MEANINGLESS_FLAGS.items() if getattr(args, dest, None)]
+    if given:
+        raise ConfigError(f"amela plan does not take {', '.join(given)} (it runs a fresh pilot and submits nothing): "
+                          "drop them here, and give them to the `amela run` it prints if you need them")
     spec = resolve_spec(args)
     opts = sbatch.slurm_options(args)
     run_dir = Path(os.path.abspath(args.run_dir))

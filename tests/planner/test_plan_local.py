@@ -60,6 +60,13 @@ def test_plan_refuses_to_replace_a_directory_that_is_not_a_pilot(tmp_path):
     assert (tmp_path / "run-pilot" / "precious.txt").read_text() == "keep me"
 
 
+def test_plan_refuses_flags_about_an_existing_run_or_a_submission(tmp_path):
+    corpus = make_corpus(tmp_path / "m.jsonl", 4)
+    proc = amela("plan", PACED, corpus, "-o", tmp_path / "run", "--retry-failed", "--keep-plan", check=2)
+    assert "does not take --retry-failed, --keep-plan" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run-pilot").exists()  # refused before any pilot ran
+
+
 def test_plan_help_explains_the_planner():
     out = amela("plan", PACED, "--help").stdout
     for words in ("--pilot-items", "--budget-gpu-hours", "--safety", "MaxTime", "--sleep-per-audio-s"):
