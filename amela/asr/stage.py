@@ -189,7 +189,7 @@ class AsrStage(Stage):
                 pieces.append(Piece(pos, a / rate, samples[a:b], rate))
             self.stat_update("audio_s", len(samples) / rate)
         self.stat_update("pieces", len(pieces))
-        self.stat_update("load_s", time.perf_counter() - t0)
+        self.stat_update("decode_s", time.perf_counter() - t0)  # decoding and cutting, named as VAD and quality do
         return pieces
 
     def _transcribe_pieces(self, pieces: list[Piece]) -> list:

@@ -73,9 +73,12 @@ class QualityStage(Stage):
     def process(self, batch: list[dict]) -> list:
         """Each record decoded block by block into the signal measures and its DNSMOS windows; the windows of the
         whole batch are scored in onnxruntime batches as they fill (so only about a window per record is held)."""
+        with self.timer("cpu_s", time.process_time):
+            return self._process(batch)
+
+    def _process(self, batch: list[dict]) -> list:
         from .audio import read_span
 
-        cpu = time.process_time()
         cfg = self.config
         windows = None
         if self.dnsmos is not None:
@@ -105,7 +108,6 @@ class QualityStage(Stage):
         dnsmos_s = windows.run_s if windows is not None else 0.0
         self.stat_update("dnsmos_s", dnsmos_s)
         self.stat_update("decode_s", time.perf_counter() - t0 - dnsmos_s)  # decoding, measures, resampling, windowing
-        self.stat_update("cpu_s", time.process_time() - cpu)
         return results
 
     def _record(self, record: dict, measures: dict) -> dict:
