@@ -74,7 +74,9 @@ def test_long_record_is_cut_at_vad_split_points_and_reassembled(tiny_models, ctc
     pieces = [x[a:b] for a, b in zip(bounds, bounds[1:])]
     assert out["asr_pieces"] == 4
     assert out["text"] == " ".join(direct(ctc_model, pieces))
-    assert stage.stats()["records_chunked"] == 1
+    stats = stage.stats()
+    assert stats["records_chunked"] == 1 and stats["audio_s"] == 100.0
+    assert stats["decode_s"] > 0 and stats["cpu_s"] > 0  # named as VAD and quality name them
 
 
 def test_long_record_without_vad_is_cut_in_its_silences(tiny_models, ctc_model, tmp_path):

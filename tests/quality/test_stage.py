@@ -63,6 +63,8 @@ def test_directory_run_adds_every_field_and_fails_only_the_broken_file(corpus, t
                                                                                 ["dnsmos_ovrl"])
     assert (run / "quality_report.png").read_bytes()[:4] == b"\x89PNG"
     assert "mean_dnsmos_ovrl" in proc.stdout
+    worker = json.loads((run / "stats.json").read_text())["per_shard"][0]["stage"]
+    assert worker["cpu_s"] > 0 and worker["decode_s"] > 0 and worker["dnsmos_s"] > 0 and worker["windows"] >= 3
     # the run directory is an input of `amela filter` as it stands (its merged quality.jsonl)
     kept = tmp_path / "wide.jsonl"
     subprocess.run([sys.executable, "-m", "amela", "filter", str(run), "-o", str(kept), "--where", "bandwidth_hz > 6000"],
