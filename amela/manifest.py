@@ -124,7 +124,6 @@ def classify(path: str) -> Iterator[Line]:
     """Parse and check every line of a manifest, streaming; paths are normalised (in the record too).
     The loop is written for speed (an array task may read a million lines): the common valid line costs one
     orjson.loads and a few type checks; any line that fails them goes through validate_record() for its message."""
-    inf = MAX_SECONDS
     for lineno, raw in enumerate(_lines(path), 1):
         try:
             record = loads(raw)
@@ -132,16 +131,29 @@ def classify(path: str) -> Iterator[Line]:
             if raw.strip():
                 yield lineno, raw, None, f"malformed JSON: {exc}"
             continue
-        if type(record) is dict:
-            p, d = record.get("audio_filepath"), record.get("duration")
-            o = record.get("offset", 0)
-            if (type(p) is str and p[:1] == "/" and (type(d) is float or type(d) is int) and 0 <= d <= inf
-                    and (type(o) is float or type(o) is int) and 0 <= o <= inf):
-                if "//" in p or "/." in p:
-                    p = record["audio_filepath"] = os.path.normpath(p)
-                yield lineno, raw, record, (p, o, d)
-                continue
-        yield lineno, raw, None, validate_record(record) or "invalid record"
+        valid = plainly_valid(record)
+        if valid is None:
+            yield lineno, raw, None, validate_record(record) or "invalid record"
+            continue
+        p, o, d, normalised = valid
+        if normalised:
+            record["audio_filepath"] = p
+        yield lineno, raw, record, (p, o, d)
+
+
+def plainly_valid(record, inf: float = MAX_SECONDS) -> tuple[str, float, float, bool] | None:
+    """(path, offset, duration, whether the path was normalised) of a record that passes the common checks, in a
+    few type tests (the hot path of every manifest read); None: validate_record() says what is wrong."""
+    if type(record) is not dict:
+        return None
+    p, d = record.get("audio_filepath"), record.get("duration")
+    o = record.get("offset", 0)
+    if not (type(p) is str and p[:1] == "/" and (type(d) is float or type(d) is int) and 0 <= d <= inf
+            and (type(o) is float or type(o) is int) and 0 <= o <= inf):
+        return None
+    if "//" in p or "/." in p:
+        return os.path.normpath(p), o, d, True
+    return p, o, d, False
 
 
 def read_manifest(path: str | os.PathLike) -> tuple[list[dict], list[Problem]]:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import orjson
 
-from .manifest import MAX_SECONDS, Problem, _lines, _text, classify, dumps, loads
+from .manifest import Problem, _lines, _text, classify, dumps, loads, plainly_valid
 
 # What the first pass records per line.
 BLANK, VALID, NORMALISED, INVALID, DUPLICATE = 0, 1, 2, 3, 4
@@ -39,29 +39,23 @@ class ManifestScan:
         self.path = str(path)
         kinds, hashes, durations = array.array("B"), array.array("q"), array.array("d")
         add_kind, add_hash, add_duration = kinds.append, hashes.append, durations.append
-        inf, normpath, json_error = MAX_SECONDS, os.path.normpath, orjson.JSONDecodeError
-        # The first pass is classify() inlined (it is most of prepare's time): valid lines are recorded, every
-        # other line is only marked, its message is made again (by classify) when the problems are listed.
+        json_error = orjson.JSONDecodeError
+        # Valid lines are recorded, every other line is only marked: its message is made again (by classify) when
+        # the problems are listed.
         for raw in _lines(self.path):
             try:
                 record = loads(raw)
             except json_error:
                 add_kind(INVALID if raw.strip() else BLANK)
                 continue
-            if type(record) is dict:
-                p, d = record.get("audio_filepath"), record.get("duration")
-                o = record.get("offset", 0)
-                if (type(p) is str and p[:1] == "/" and (type(d) is float or type(d) is int) and 0 <= d <= inf
-                        and (type(o) is float or type(o) is int) and 0 <= o <= inf):
-                    if "//" in p or "/." in p:  # the record is written again, with the path normalised
-                        p = normpath(p)
-                        add_kind(NORMALISED)
-                    else:
-                        add_kind(VALID)
-                    add_hash(key_hash((p, o, d)))
-                    add_duration(d)
-                    continue
-            add_kind(INVALID)
+            valid = plainly_valid(record)
+            if valid is None:
+                add_kind(INVALID)
+                continue
+            p, o, d, normalised = valid
+            add_kind(NORMALISED if normalised else VALID)  # a normalised record is written again, its path fixed
+            add_hash(key_hash((p, o, d)))
+            add_duration(d)
         self._kinds = kinds
         self.n_invalid = kinds.count(INVALID)
         dup_positions = self._duplicates(np.frombuffer(hashes, dtype=np.int64) if hashes else np.zeros(0, np.int64))
